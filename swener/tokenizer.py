@@ -29,7 +29,7 @@ _TOKEN = re.compile(
     r"|\d{1,3}(?: \d{3})+(?:,\d+)?(?!\d)"  # 5 000, 1 250 000,50
     r"|\d+(?:[.,:]\d+)*"  # 3,5  12.30  2021
     r"|\w+(?:[-'’:]\w+)*"  # words, EU-kommissionen, USA:s
-    r"|\.\.\.|[^\w\s]",
+    r"|\.\.\.|[^\w\s\ufeff\u200b\u200c\u200d\u2060]",  # not byte-order marks or zero-width marks
     re.IGNORECASE,
 )
 _ABBR_END = re.compile(rf"(?<!\w)(?:{_ABBR})$", re.IGNORECASE)

@@ -1,0 +1,91 @@
+"""The strict scorer against hand-computed F1, and the paired bootstrap against exact enumeration."""
+import itertools
+
+import numpy as np
+import pytest
+
+from swener.scoring import paired_bootstrap, restrict_types, score
+
+
+GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O", "B-PER"]]
+
+
+def test_strict_f1_by_hand():
+    # 4 gold entities; predictions: PER exact, LOC wrong type, ORG exact, PER missing,
+    # plus an I-PER that strict IOB2 does not accept as an entity start.
+    pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O", "I-PER"]]
+    result = score(GOLD, pred)
+    tp, predicted, gold = 2, 3, 4
+    p, r = tp / predicted, tp / gold
+    assert result.precision == pytest.approx(p)
+    assert result.recall == pytest.approx(r)
+    assert result.micro_f1 == pytest.approx(2 * p * r / (p + r))
+    per_f1 = {"PER": 2 * 0.5 * 1 / 1.5, "LOC": 0.0, "ORG": 2 * 0.5 * 1 / 1.5}
+    for kind, f1 in per_f1.items():
+        assert result.per_type[kind]["f1-score"] == pytest.approx(f1)
+    assert result.macro_f1 == pytest.approx(sum(per_f1.values()) / 3)
+
+
+def test_perfect_and_boundary_errors():
+    assert score(GOLD, GOLD).micro_f1 == 1.0
+    # a boundary error is a miss and a false alarm in strict mode
+    half = score([["B-PER", "I-PER"]], [["B-PER", "O"]])
+    assert (half.precision, half.recall, half.micro_f1) == (0.0, 0.0, 0.0)
+
+
+def test_types_unknown_to_the_test_set_become_o():
+    gold = [["B-PER", "O", "B-LOC"]]
+    pred = [["B-PER", "B-MISC", "B-LOC"]]
+    assert score(gold, pred).precision == pytest.approx(2 / 3)
+    restricted = score(gold, pred, types={"PER", "LOC", "ORG"})
+    assert restricted.precision == 1.0 and restricted.mapped_to_o == ["MISC"]
+    assert restrict_types(pred, {"PER"}) == ([["B-PER", "O", "O"]], ["LOC", "MISC"])
+
+
+def test_length_mismatch_is_an_error():
+    with pytest.raises(ValueError):
+        score(GOLD, [["O"] * 4])
+
+
+def test_bootstrap_matches_exact_enumeration():
+    gold = [["B-PER", "O"], ["B-LOC", "O"], ["O", "B-ORG"]]
+    a = [["B-PER", "O"], ["O", "O"], ["O", "O"]]
+    b = [["B-PER", "O"], ["B-LOC", "O"], ["O", "B-PER"]]
+    n = len(gold)
+    every = np.array(list(itertools.product(range(n), repeat=n)))  # all n^n resamples, equally likely
+    exact = paired_bootstrap(gold, a, b, indices=every, confidence=0.5)
+    deltas = []
+    for idx in every:
+        def f1(pred):
+            tp = sum(len({e for e in _ents(gold[i])} & {e for e in _ents(pred[i])}) for i in idx)
+            predicted = sum(len(_ents(pred[i])) for i in idx)
+            gold_n = sum(len(_ents(gold[i])) for i in idx)
+            return 2 * tp / (predicted + gold_n) if predicted + gold_n else 0.0
+        deltas.append(f1(b) - f1(a))
+    assert exact.low == pytest.approx(np.quantile(deltas, 0.25))
+    assert exact.high == pytest.approx(np.quantile(deltas, 0.75))
+    assert exact.delta == pytest.approx(2 * 2 / 6 - 2 * 1 / 4)
+    sampled = paired_bootstrap(gold, a, b, samples=20000, confidence=0.5, seed=1)
+    assert exact.p_not_better == pytest.approx(np.mean(np.array(deltas) <= 0))
+    # the sampled quantiles may jump between atoms of this discrete distribution; its tail mass does not
+    assert sampled.p_not_better == pytest.approx(exact.p_not_better, abs=0.02)
+
+
+def test_bootstrap_identical_systems_and_clear_difference():
+    gold = [["B-PER", "O", "B-LOC"]] * 30
+    same = paired_bootstrap(gold, gold, gold, samples=200)
+    assert (same.delta, same.low, same.high) == (0.0, 0.0, 0.0)
+    worse = [["O", "O", "B-LOC"]] * 30
+    better = paired_bootstrap(gold, worse, gold, samples=500)
+    assert better.low > 0 and better.p_not_better == 0.0
+
+
+def _ents(tags):
+    out, start = set(), None
+    for i, t in enumerate(tags + ["O"]):
+        if start is not None and not t.startswith("I-"):
+            out.add((tags[start][2:], start, i))
+            start = None
+        if t.startswith("B-"):
+            start = i
+    return out
