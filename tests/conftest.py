@@ -29,3 +29,18 @@ def tiny_backbone(tmp_path_factory):
                         intermediate_size=64, max_position_embeddings=512)
     BertModel(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_vectors(tmp_path_factory):
+    """Tiny fastText vectors (gensim, 16 dims) on the first Webbnyheter train sentences, compacted."""
+    from gensim.models import FastText
+
+    from swener import corpora
+    from swener.embeddings import CompactVectors
+
+    sentences = [s.tokens for s in corpora.load("webbnyheter2012").splits["train"][:1500]]
+    model = FastText(sentences, vector_size=16, min_count=2, epochs=2, bucket=5000, workers=1, seed=1)
+    path = tmp_path_factory.mktemp("vectors") / "vectors.npz"
+    CompactVectors.from_keyed_vectors(model.wv, max_words=5000, max_ngrams=2000).save(path)
+    return path

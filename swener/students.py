@@ -1,0 +1,125 @@
+"""Training one student end to end: corpus + fastText + cached teacher distributions -> scored model.
+
+Writes into the output folder `best-model.pt` (with its model card) and `results.json`:
+the settings, dev and test scores, out-of-domain scores, per-sentence counts for the
+bootstrap, and the model's cost measured on this machine.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from swener import corpora, softlabels
+from swener.errors import SwenerError
+
+log = logging.getLogger("swener")
+
+EVAL_CORPORA = ("uner-pud", "uner-talbanken")
+
+
+@dataclass
+class StudentSettings:
+    """One student run; alpha = 0 is plain training (no teacher needed)."""
+
+    family: str = "bilstm-crf"
+    alpha: float = 0.5
+    temperature: float = 2.0
+    kd_target: str = "marginals"
+    hidden_size: int = 256
+    epochs: int = 15
+    learning_rate: float = 0.1
+    batch_size: int = 32
+    seed: int = 1
+    max_sentences: int | None = None
+
+
+def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str = "train") -> softlabels.SoftLabels:
+    """Read and validate a split's cached teacher distributions against the student's corpus."""
+    path = soft_dir / f"{split}.npz"
+    soft = softlabels.read(path)
+    softlabels.validate(soft, path, tokens, split=split)
+    return soft
+
+
+def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: Path, soft_dir: Path | None,
+                  out: Path, eval_corpora: Sequence[str] = EVAL_CORPORA) -> dict:
+    """Train, score and measure one student; returns (and writes) its results."""
+    import flair
+
+    from swener.embeddings import CompactFastTextEmbeddings
+    from swener.evaluate import evaluate, measure_cost
+    from swener.scoring import sentence_counts
+    from swener.taggers import StudentTagger, attach_soft_labels, build_student
+    from swener.train import TrainSettings, fit
+
+    corpus = corpora.load(corpus_name)
+    flair_corpus = corpora.to_flair(corpus, settings.max_sentences)
+    card: dict = {"corpus": corpus_name, "corpus_licence": corpus.licence, "types": list(corpus.types),
+                  "family": settings.family, "embeddings": str(embeddings_path), "seed": settings.seed,
+                  "alpha": settings.alpha, "temperature": settings.temperature, "kd_target": settings.kd_target,
+                  "teacher": None, "licences": {corpus_name: corpus.licence}}
+    teacher_tags = None
+    if settings.alpha > 0:
+        if soft_dir is None:
+            raise SwenerError("a KD student (alpha > 0) needs --soft-labels DIR; use --alpha 0 for plain training")
+        tokens = [s.tokens for s in corpus.splits["train"][:settings.max_sentences]]
+        soft = load_soft_labels(soft_dir, tokens)
+        attach_soft_labels(list(flair_corpus.train), soft)
+        teacher_tags = soft.tags
+        card["teacher"] = {"sha256": soft.header["teacher_sha256"], "path": soft.header.get("teacher_path"),
+                           "soft_labels": str(soft_dir)}
+    embeddings = CompactFastTextEmbeddings(embeddings_path)
+    student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
+                            temperature=settings.temperature, kd_target=settings.kd_target,
+                            hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card)
+    best = fit(student, flair_corpus, out, TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
+                                                         batch_size=settings.batch_size, seed=settings.seed,
+                                                         max_sentences=settings.max_sentences))
+    tagger = flair.nn.Classifier.load(best)
+    assert isinstance(tagger, StudentTagger)
+    training = json.loads((out / "training.json").read_text())
+    results: dict = {"settings": asdict(settings), "corpus": corpus_name, "embeddings": str(embeddings_path),
+                     "soft_labels": str(soft_dir) if soft_dir else None, "training": training,
+                     "machine": f"{platform.node()} ({os.cpu_count()} cores)", "scores": {}, "counts": {}}
+    test_sets = [(corpus_name, "dev", corpus), (corpus_name, "test", corpus)]
+    test_sets += [(name, "test", corpora.load(name)) for name in eval_corpora if name != corpus_name]
+    for name, split, data in test_sets:
+        score, predicted = evaluate(tagger, data, split, max_sentences=settings.max_sentences)
+        gold = [s.tags for s in data.splits[split][:settings.max_sentences]]
+        results["scores"][f"{name}/{split}"] = score.as_dict()
+        if split == "test":
+            results["counts"][f"{name}/{split}"] = sentence_counts(gold, predicted).tolist()
+    cost = measure_cost(tagger, best, corpus.splits["test"][:settings.max_sentences])
+    results["cost"] = asdict(cost)
+    tagger.card = {**card, "dev_f1": results["scores"][f"{corpus_name}/dev"]["micro_f1"],
+                   "test_f1": results["scores"][f"{corpus_name}/test"]["micro_f1"]}
+    save_atomic(tagger, best)
+    results["cost"]["size_bytes"] = best.stat().st_size
+    write_json(out / "results.json", results)
+    return results
+
+
+def save_atomic(model, path: Path) -> None:
+    """Save a flair model so that `path` is either the old file or the complete new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, ensure_ascii=False)
+    os.replace(tmp, path)

@@ -1,0 +1,236 @@
+"""Student taggers: one grid, encoder {bilstm, cnn} x head {softmax, crf}, and the KD objective.
+
+`StudentTagger` is a flair SequenceTagger: it saves, loads (`flair.nn.Classifier.load` after
+`import swener`), predicts and evaluates as one. It adds a CNN encoder (Flair has none) and a
+training loss that mixes the gold labels with the teacher's cached distributions:
+
+    loss = (1 - alpha) * hard + alpha * T^2 * KL(teacher_T || student_T), summed over tokens.
+
+The teacher's per-token log-distributions ride on each training sentence as metadata
+(`attach_soft_labels`), so the teacher never runs while a student trains.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from flair.data import Dictionary, Sentence
+from flair.embeddings import TokenEmbeddings
+from flair.models import SequenceTagger
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from swener import crf, kd
+
+FAMILIES: dict[str, tuple[str, str]] = {
+    "bilstm-crf": ("bilstm", "crf"),
+    "bilstm": ("bilstm", "softmax"),
+    "cnn": ("cnn", "softmax"),
+    "cnn-crf": ("cnn", "crf"),
+}
+KD_TARGETS = ("marginals", "emissions")
+TEACHER_KEY = "teacher_logp"
+HARD_WEIGHT_KEY = "hard_weight"
+
+
+class StudentTagger(SequenceTagger):
+    """A sequence tagger of the student grid, trained on gold labels and teacher distributions."""
+
+    def __init__(
+        self,
+        embeddings: TokenEmbeddings,
+        tag_dictionary: Dictionary,
+        tag_type: str = "ner",
+        encoder: str = "bilstm",
+        use_crf: bool = True,
+        hidden_size: int = 256,
+        cnn_layers: int = 2,
+        kernel_size: int = 3,
+        alpha: float = 0.0,
+        temperature: float = 2.0,
+        kd_target: str = "marginals",
+        teacher_tags: Sequence[str] | None = None,
+        card: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Build a student.
+
+        Args:
+            embeddings: the word embeddings (swener's fastText class in the experiment).
+            tag_dictionary: the span types (e.g. from `swener.teacher.span_dictionary`); BIOES tags are derived.
+            tag_type: the label type of the gold spans.
+            encoder: "bilstm" (one bidirectional LSTM layer) or "cnn" (stacked masked Conv1d + ReLU).
+            use_crf: a linear-chain CRF head, else a softmax per token.
+            hidden_size: LSTM size per direction, or CNN channels.
+            cnn_layers: number of convolution layers (CNN only).
+            kernel_size: odd convolution width (CNN only).
+            alpha: weight of the KD term; 0 is plain training on gold labels.
+            temperature: T of the KD term.
+            kd_target: the student distribution matched to the teacher under a CRF: the posterior
+                "marginals" (forward-backward, the default) or the softmax of the "emissions".
+            teacher_tags: the tag names of the teacher distributions (the cache's header).
+            card: the model card (corpus, embeddings, teacher, seed, scores, licences).
+        """
+        if encoder not in ("bilstm", "cnn"):
+            raise ValueError(f"encoder must be 'bilstm' or 'cnn', got {encoder!r}")
+        if kd_target not in KD_TARGETS:
+            raise ValueError(f"kd_target must be one of {KD_TARGETS}, got {kd_target!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd to keep the sequence length, got {kernel_size}")
+        kwargs.pop("use_rnn", None)  # derived from the encoder (Flair's loader passes it back)
+        super().__init__(embeddings, tag_dictionary, tag_type, use_rnn=encoder == "bilstm", use_crf=use_crf,
+                         hidden_size=hidden_size, **kwargs)
+        self.encoder, self.cnn_layers, self.kernel_size = encoder, cnn_layers, kernel_size
+        self.alpha, self.temperature, self.kd_target = alpha, temperature, kd_target
+        self.card = dict(card or {})
+        self.teacher_tags: list[str] | None = None
+        if encoder == "cnn":
+            width = self.embeddings.embedding_length
+            self.convs = torch.nn.ModuleList(
+                torch.nn.Conv1d(width if i == 0 else hidden_size, hidden_size, kernel_size, padding=kernel_size // 2)
+                for i in range(cnn_layers))
+            self.linear = torch.nn.Linear(hidden_size, len(self.label_dictionary))
+        if teacher_tags is not None:
+            self.set_teacher_tags(teacher_tags)
+
+    def set_teacher_tags(self, teacher_tags: Sequence[str]) -> None:
+        """Fix the teacher's tag names; they are mapped onto this student's tags by name."""
+        student = [self.label_dictionary.get_item_for_index(i) for i in range(len(self.label_dictionary))]
+        self._teacher_index = kd.tag_index(list(teacher_tags), student)
+        self.teacher_tags = list(teacher_tags)
+
+    # ----- encoding -----
+    def emissions(self, sentence_tensor: torch.Tensor, lengths: torch.LongTensor) -> torch.Tensor:
+        """Per-token tag scores [B, T, K] before the CRF."""
+        if self.use_dropout:
+            sentence_tensor = self.dropout(sentence_tensor)
+        if self.use_word_dropout:
+            sentence_tensor = self.word_dropout(sentence_tensor)
+        if self.use_locked_dropout:
+            sentence_tensor = self.locked_dropout(sentence_tensor)
+        if self.reproject_embeddings:
+            sentence_tensor = self.embedding2nn(sentence_tensor)
+        if self.encoder == "bilstm":
+            packed = pack_padded_sequence(sentence_tensor, lengths, batch_first=True)
+            output, _ = self.rnn(packed)
+            sentence_tensor, _ = pad_packed_sequence(output, batch_first=True)
+        else:
+            sentence_tensor = self._convolve(sentence_tensor, lengths)
+        if self.use_dropout:
+            sentence_tensor = self.dropout(sentence_tensor)
+        if self.use_locked_dropout:
+            sentence_tensor = self.locked_dropout(sentence_tensor)
+        return self.linear(sentence_tensor)
+
+    def _convolve(self, x: torch.Tensor, lengths: torch.LongTensor) -> torch.Tensor:
+        """The CNN encoder: padding is zeroed before every layer so it never leaks into a sentence."""
+        mask = (torch.arange(x.size(1), device=x.device)[None, :] < lengths.to(x.device)[:, None]).unsqueeze(1)
+        x = x.transpose(1, 2)
+        for conv in self.convs:
+            x = torch.relu(conv(x * mask))
+        return (x * mask).transpose(1, 2)
+
+    def _scores(self, emissions: torch.Tensor, lengths: torch.LongTensor):
+        if self.use_crf:
+            return self.crf(emissions), lengths, self.crf.transitions
+        return self._get_scores_from_features(emissions, lengths)
+
+    def forward(self, sentence_tensor: torch.Tensor, lengths: torch.LongTensor):
+        """Scores as Flair's SequenceTagger returns them (CRF features or flat token scores)."""
+        return self._scores(self.emissions(sentence_tensor, lengths), lengths)
+
+    # ----- the objective -----
+    def student_log_distribution(self, emissions: torch.Tensor, scores, lengths: torch.LongTensor) -> torch.Tensor:
+        """The student's per-token log-distribution [B, T, K] that KD matches to the teacher."""
+        if self.use_crf and self.kd_target == "marginals":
+            features, _, transitions = scores
+            return crf.marginals(features, lengths, self.label_dictionary.get_idx_for_item("<START>"),
+                                 self.label_dictionary.get_idx_for_item("<STOP>"), transitions)
+        return torch.log_softmax(emissions, dim=-1)
+
+    def forward_loss(self, sentences: list[Sentence]) -> tuple[torch.Tensor, int]:
+        """(1 - alpha) * hard loss + alpha * KD term over a batch, and the number of tokens."""
+        if self.alpha == 0.0:
+            return super().forward_loss(sentences)
+        if len(sentences) == 0:
+            return torch.tensor(0.0, requires_grad=True), 0
+        sentences = sorted(sentences, key=len, reverse=True)
+        gold = self._prepare_label_tensor(sentences)
+        sentence_tensor, lengths = self._prepare_tensors(sentences)
+        emissions = self.emissions(sentence_tensor, lengths)
+        scores = self._scores(emissions, lengths)
+        hard = self._hard_loss(sentences, scores, gold, lengths)
+        teacher, mask = self._teacher_batch(sentences, emissions.shape)
+        student = self.student_log_distribution(emissions, scores, lengths)
+        soft = kd.kd_loss(student, teacher, self.temperature, mask)
+        return kd.mixed_loss(hard, soft, self.alpha), len(gold)
+
+    def _hard_loss(self, sentences: list[Sentence], scores, gold: torch.Tensor, lengths: torch.LongTensor):
+        """Flair's loss on gold labels; sentences of a transfer set (hard weight 0) are left out."""
+        weights = [float(s.get_metadata(HARD_WEIGHT_KEY)) if s.has_metadata(HARD_WEIGHT_KEY) else 1.0
+                   for s in sentences]
+        if all(w == 1.0 for w in weights):
+            return self._calculate_loss(scores, gold)[0]
+        weight = torch.tensor(weights)
+        if self.use_crf:
+            features, _, transitions = scores
+            start = self.label_dictionary.get_idx_for_item("<START>")
+            stop = self.label_dictionary.get_idx_for_item("<STOP>")
+            tags = torch.full(features.shape[:2], stop, dtype=torch.long)
+            for i, chunk in enumerate(torch.split(gold, lengths.tolist())):
+                tags[i, :len(chunk)] = chunk
+            per_sentence = (crf.log_partition(features, lengths, start, stop, transitions)
+                            - crf.sequence_score(features, lengths, tags, start, stop, transitions))
+            return (per_sentence * weight).sum()
+        per_token = torch.nn.functional.cross_entropy(scores, gold, reduction="none")
+        return (per_token * torch.repeat_interleave(weight, lengths)).sum()
+
+    def _teacher_batch(self, sentences: list[Sentence], shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher log-probs on the student's tags [B, T, K] and the mask of tokens that have them."""
+        if self.teacher_tags is None:
+            raise ValueError("a KD student (alpha > 0) needs teacher_tags: attach soft labels first")
+        batch, length, _ = shape
+        teacher = torch.zeros(batch, length, len(self.teacher_tags))
+        mask = torch.zeros(batch, length, dtype=torch.bool)
+        for i, sentence in enumerate(sentences):
+            if sentence.has_metadata(TEACHER_KEY):
+                rows = torch.from_numpy(np.asarray(sentence.get_metadata(TEACHER_KEY), dtype=np.float32))
+                teacher[i, :len(rows)] = rows
+                mask[i, :len(rows)] = True
+        return kd.to_student_tags(teacher, self._teacher_index), mask
+
+    # ----- saving and loading -----
+    def _get_state_dict(self) -> dict:
+        return {**super()._get_state_dict(), "encoder": self.encoder, "cnn_layers": self.cnn_layers,
+                "kernel_size": self.kernel_size, "alpha": self.alpha, "temperature": self.temperature,
+                "kd_target": self.kd_target, "teacher_tags": self.teacher_tags, "card": self.card,
+                "cnn_hidden_size": self.hidden_size}
+
+    @classmethod
+    def _init_model_with_state_dict(cls, state: dict, **kwargs):
+        return super()._init_model_with_state_dict(
+            state, encoder=state["encoder"], cnn_layers=state["cnn_layers"], kernel_size=state["kernel_size"],
+            alpha=state["alpha"], temperature=state["temperature"], kd_target=state["kd_target"],
+            teacher_tags=state["teacher_tags"], card=state["card"], **kwargs)
+
+
+def attach_soft_labels(sentences: list[Sentence], soft, hard_weight: float = 1.0) -> None:
+    """Put each sentence's teacher log-distribution (a `SoftLabels` of the same sentences) on it."""
+    if len(sentences) != len(soft):
+        raise ValueError(f"{len(sentences)} sentences but {len(soft)} cached distributions")
+    for i, sentence in enumerate(sentences):
+        sentence.add_metadata(TEACHER_KEY, soft.sentence(i))
+        if hard_weight != 1.0:
+            sentence.add_metadata(HARD_WEIGHT_KEY, hard_weight)
+
+
+def build_student(family: str, embeddings: TokenEmbeddings, types: Sequence[str], **kwargs: Any) -> StudentTagger:
+    """A student of one family ("bilstm-crf", "bilstm", "cnn", "cnn-crf") for the given entity types."""
+    from swener.teacher import span_dictionary
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    encoder, head = FAMILIES[family]
+    return StudentTagger(embeddings, span_dictionary(types), "ner", encoder=encoder, use_crf=head == "crf", **kwargs)
