@@ -6,7 +6,30 @@ CORPUS ?= webbnyheter2012
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-all stats clean-venv
+# Profiles: QUICK=1 is a slice of the corpus, few epochs and 2 seeds (about 15 minutes);
+# the default is the full run. Every output path carries the settings that made it.
+ifeq ($(QUICK),1)
+PROFILE := quick
+MAX_SENTENCES ?= 500
+TEACHER_EPOCHS ?= 1
+STUDENT_EPOCHS ?= 3
+SEEDS ?= 1 2
+else
+PROFILE := full
+MAX_SENTENCES ?= all
+TEACHER_EPOCHS ?= 3
+STUDENT_EPOCHS ?= 15
+SEEDS ?= 1 2 3 4 5
+endif
+MAXS_OPT := $(if $(filter all,$(MAX_SENTENCES)),,--max-sentences $(MAX_SENTENCES))
+BACKBONE ?= e5-small
+TEACHER_LR ?= 5e-5
+TEACHER_BATCH ?= 16
+TEACHER_ID := $(CORPUS)/$(BACKBONE)-ep$(TEACHER_EPOCHS)-lr$(TEACHER_LR)-b$(TEACHER_BATCH)-n$(MAX_SENTENCES)
+TEACHER := models/teacher/$(TEACHER_ID)/best-model.pt
+SOFT_DIR := softlabels/$(TEACHER_ID)
+
+.PHONY: install test test-all stats clean-venv teacher soft-labels
 
 $(BIN)/swener: setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -46,3 +69,65 @@ backbone: $(E5_DIR)/config.json
 
 backbone-check: backbone
 	$(BIN)/swener backbone check $(E5_DIR)
+
+# ----- teacher and its soft labels -----
+$(TEACHER): | $(BIN)/swener $(E5_DIR)/config.json
+	$(BIN)/swener teacher train --corpus $(CORPUS) --backbone $(BACKBONE) --epochs $(TEACHER_EPOCHS) \
+		--lr $(TEACHER_LR) --batch-size $(TEACHER_BATCH) $(MAXS_OPT) --out $(@D)
+
+teacher: $(TEACHER)
+
+$(SOFT_DIR)/train.npz: $(TEACHER)
+	$(BIN)/swener teacher soft-labels --teacher $(TEACHER) --corpus $(CORPUS) --split train --split dev \
+		$(MAXS_OPT) --out $(@D)
+
+soft-labels: $(SOFT_DIR)/train.npz
+
+# ----- Swedish fastText embeddings: gensim on the shared raw text + the NER train split -----
+# About 10-15 minutes on 2 cores. QUICK=1 trains on a 2M-token sample. The output folder
+# carries the settings; extra options go in EMB_ARGS (then also give EMB_DIR a new name).
+EMB_DATA ?= $(or $(SWENER_DATA),../shared/data)
+EMB_MODEL ?= cbow
+EMB_DIM ?= 100
+EMB_EPOCHS ?= 5
+EMB_SAMPLE ?= $(if $(filter 1,$(QUICK)),2M,)
+EMB_ARGS ?=
+EMB_DIR ?= embeddings/$(EMB_MODEL)-d$(EMB_DIM)-e$(EMB_EPOCHS)$(if $(EMB_SAMPLE),-sample$(EMB_SAMPLE))
+EMB_TEXT := $(wildcard $(EMB_DATA)/text/*.txt.gz)
+EMB_NER := $(wildcard $(EMB_DATA)/ner/webbnyheter2012/train_corpus.txt)
+
+.PHONY: embeddings
+
+$(EMB_DIR)/manifest.json: $(EMB_TEXT) $(EMB_NER) | $(BIN)/swener
+	nice -n 5 $(BIN)/swener embeddings train --model $(EMB_MODEL) --dim $(EMB_DIM) --epochs $(EMB_EPOCHS) \
+		$(if $(EMB_SAMPLE),--sample $(EMB_SAMPLE)) --ner-train webbnyheter2012 $(EMB_ARGS) --out $(@D)
+
+embeddings: $(EMB_DIR)/manifest.json
+
+# ----- students: each family plain and with KD, same seeds, everything else equal -----
+FAMILIES := bilstm-crf bilstm cnn cnn-crf
+ALPHA ?= 0.5
+TEMPERATURE ?= 2
+KD_TARGET ?= marginals
+STUDENT_LR ?= 0.1
+STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR)-n$(MAX_SENTENCES)
+KD_SET := $(STUDENT_SET)-a$(ALPHA)-T$(TEMPERATURE)-$(KD_TARGET)-$(subst /,-,$(TEACHER_ID))
+plain_result = models/$(1)/plain/$(STUDENT_SET)/seed-$(2)/results.json
+kd_result = models/$(1)/kd/$(KD_SET)/seed-$(2)/results.json
+STUDENT_OPTS = --corpus $(CORPUS) --embeddings $(EMB_DIR) --epochs $(STUDENT_EPOCHS) --lr $(STUDENT_LR) $(MAXS_OPT)
+
+define student_rules
+$(call plain_result,$(1),$(2)): $(EMB_DIR)/manifest.json | $(BIN)/swener
+	$(BIN)/swener train --family $(1) --alpha 0 --seed $(2) $(STUDENT_OPTS) --out $$(@D)
+
+$(call kd_result,$(1),$(2)): $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz | $(BIN)/swener
+	$(BIN)/swener train --family $(1) --alpha $(ALPHA) --temperature $(TEMPERATURE) --kd-target $(KD_TARGET) \
+		--soft-labels $(SOFT_DIR) --seed $(2) $(STUDENT_OPTS) --out $$(@D)
+endef
+$(foreach f,$(FAMILIES),$(foreach s,$(SEEDS),$(eval $(call student_rules,$(f),$(s)))))
+
+family_results = $(foreach s,$(SEEDS),$(call plain_result,$(1),$(s)) $(call kd_result,$(1),$(s)))
+STUDENT_RESULTS := $(foreach f,$(FAMILIES),$(call family_results,$(f)))
+.PHONY: $(FAMILIES) students
+$(foreach f,$(FAMILIES),$(eval $(f): $(call family_results,$(f))))
+students: $(STUDENT_RESULTS)

@@ -116,6 +116,58 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
         click.echo(f"wrote {path}")
 
 
+@teacher.command("evaluate")
+@click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
+@click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
+@click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), default=None,
+              help="Its soft-label folder, to report the one-time cost of the cache.")
+@click.option("--max-sentences", type=int, default=None)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="teacher.json to write.")
+def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None, max_sentences: int | None,
+                     out: Path) -> None:
+    """Score the teacher on the test sets and measure its cost, for the report."""
+    from swener import teacher as teacher_lib
+
+    results = teacher_lib.evaluate_teacher(_existing_file(teacher_path, "teacher model"), corpus_name, out,
+                                           soft_dir, max_sentences)
+    for name, row in results["scores"].items():
+        click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")
+    click.echo(f"{results['cost']['tokens_per_second']:.0f} tokens/s; wrote {out}")
+
+
+@main.command("train")
+@click.option("--family", type=click.Choice(["bilstm-crf", "bilstm", "cnn", "cnn-crf"]), required=True)
+@click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
+@click.option("--embeddings", "embeddings_path", type=click.Path(path_type=Path), required=True,
+              help="fastText vectors (an embeddings folder, vectors.npz, .bin or .vec).")
+@click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of the teacher's cached distributions (train.npz); needed when alpha > 0.")
+@click.option("--alpha", default=0.5, show_default=True, help="Weight of the KD term; 0 is plain training.")
+@click.option("--temperature", default=2.0, show_default=True)
+@click.option("--kd-target", type=click.Choice(["marginals", "emissions"]), default="marginals", show_default=True,
+              help="Under a CRF: match the teacher with the CRF marginals or the softmax of the emissions.")
+@click.option("--hidden-size", default=256, show_default=True)
+@click.option("--epochs", default=15, show_default=True)
+@click.option("--lr", default=0.1, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--max-sentences", type=int, default=None)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
+def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, alpha: float,
+              temperature: float, kd_target: str, hidden_size: int, epochs: int, lr: float, batch_size: int,
+              seed: int, max_sentences: int | None, out: Path) -> None:
+    """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
+    from swener.students import StudentSettings, train_student
+
+    settings = StudentSettings(family=family, alpha=alpha, temperature=temperature, kd_target=kd_target,
+                               hidden_size=hidden_size, epochs=epochs, learning_rate=lr, batch_size=batch_size,
+                               seed=seed, max_sentences=max_sentences)
+    results = train_student(settings, corpus_name, embeddings_path, soft_dir, out)
+    for name, row in results["scores"].items():
+        click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")
+    click.echo(f"{results['cost']['tokens_per_second']:.0f} tokens/s; wrote {out}")
+
+
 @main.command("evaluate")
 @click.argument("model")
 @click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
@@ -193,6 +245,52 @@ def backbone_check(name_or_path: str, as_json: bool) -> None:
         click.echo("  passed" if result.passed else "  FAILED")
     if not result.passed:
         sys.exit(1)
+
+
+@main.group(cls=Group)
+def embeddings() -> None:
+    """Swedish fastText embeddings: train with gensim, or import official .bin/.vec files."""
+
+
+@embeddings.command("train")
+@click.option("--pretrained", type=click.Path(path_type=Path), default=None,
+              help="Import an official fastText .bin or .vec file instead of training.")
+@click.option("--model", type=click.Choice(["cbow", "skipgram"]), default="cbow", show_default=True)
+@click.option("--dim", default=100, show_default=True, help="Vector length.")
+@click.option("--epochs", default=5, show_default=True)
+@click.option("--min-count", default=5, show_default=True, help="Drop words seen fewer times.")
+@click.option("--minn", default=3, show_default=True, help="Shortest character n-gram.")
+@click.option("--maxn", default=6, show_default=True, help="Longest character n-gram.")
+@click.option("--bucket", default=2_000_000, show_default=True, help="N-gram hash buckets while training.")
+@click.option("--window", default=5, show_default=True)
+@click.option("--negative", default=5, show_default=True, help="Negative samples.")
+@click.option("--max-words", default=200_000, show_default=True, help="Vocabulary kept in the compact form.")
+@click.option("--max-ngrams", default=200_000, show_default=True, help="N-gram rows kept in the compact form.")
+@click.option("--sample", default=None, help="Quick run: a fraction of the raw text (0.1) or a token budget (2M).")
+@click.option("--ner-train", multiple=True, default=("webbnyheter2012",), show_default=True,
+              help="NER corpora whose train split (never dev/test) is added to the text; repeatable.")
+@click.option("--text", "texts", multiple=True, type=click.Path(path_type=Path),
+              help="Raw text files (.txt or .txt.gz, one paragraph a line); default: the shared text/*.txt.gz.")
+@click.option("--workers", default=2, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: embeddings/<settings>).")
+@click.option("--keep-full", is_flag=True, help="Also save the full gensim model (about 4 x dim x bucket bytes).")
+def embeddings_train(pretrained: Path | None, model: str, dim: int, epochs: int, min_count: int, minn: int,
+                     maxn: int, bucket: int, window: int, negative: int, max_words: int, max_ngrams: int,
+                     sample: str | None, ner_train: tuple[str, ...], texts: tuple[Path, ...], workers: int,
+                     seed: int, out: Path | None, keep_full: bool) -> None:
+    """Train fastText vectors (or import official ones) into embeddings/<name>/ with a manifest."""
+    from swener import embeddings as emb
+
+    if pretrained is not None:
+        emb.import_pretrained(pretrained, out=out, max_words=max_words, max_ngrams=max_ngrams, report=click.echo)
+        return
+    settings = emb.TrainSettings(model=model, dim=dim, epochs=epochs, min_count=min_count, minn=minn, maxn=maxn,
+                                 bucket=bucket, window=window, negative=negative, max_words=max_words,
+                                 max_ngrams=max_ngrams, sample=emb.parse_sample(sample),
+                                 ner_train=tuple(ner_train), seed=seed, workers=workers)
+    emb.train(settings, texts=list(texts) or None, out=out, report=click.echo, keep_full=keep_full)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 from swener import corpora
 from swener.corpora import TaggedSentence
@@ -80,3 +81,23 @@ def measure_cost(tagger, model_path: Path, sentences: list[TaggedSentence], batc
     total, without = count_parameters(tagger)
     return Cost(tokens / seconds, latency * 1000, total, without, Path(model_path).stat().st_size,
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def score_model(tagger, model_path: Path, corpus: corpora.NERCorpus, max_sentences: int | None,
+                eval_corpora: Sequence[str]) -> dict:
+    """Dev and test scores, out-of-domain test scores, per-sentence counts (for the bootstrap) and cost."""
+    from swener.scoring import sentence_counts
+
+    out: dict = {"scores": {}, "counts": {}}
+    test_sets = [(corpus.name, "dev", corpus), (corpus.name, "test", corpus)]
+    test_sets += [(name, "test", corpora.load(name)) for name in eval_corpora if name != corpus.name]
+    for name, split, data in test_sets:
+        if split not in data.splits:
+            continue
+        result, predicted = evaluate(tagger, data, split, max_sentences=max_sentences)
+        out["scores"][f"{name}/{split}"] = result.as_dict()
+        if split == "test":
+            gold = [s.tags for s in data.splits[split][:max_sentences]]
+            out["counts"][f"{name}/{split}"] = sentence_counts(gold, predicted).tolist()
+    out["cost"] = asdict(measure_cost(tagger, model_path, corpus.splits["test"][:max_sentences]))
+    return out

@@ -53,8 +53,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     import flair
 
     from swener.embeddings import CompactFastTextEmbeddings
-    from swener.evaluate import evaluate, measure_cost
-    from swener.scoring import sentence_counts
+    from swener.evaluate import score_model
     from swener.taggers import StudentTagger, attach_soft_labels, build_student
     from swener.train import TrainSettings, fit
 
@@ -86,17 +85,8 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     training = json.loads((out / "training.json").read_text())
     results: dict = {"settings": asdict(settings), "corpus": corpus_name, "embeddings": str(embeddings_path),
                      "soft_labels": str(soft_dir) if soft_dir else None, "training": training,
-                     "machine": f"{platform.node()} ({os.cpu_count()} cores)", "scores": {}, "counts": {}}
-    test_sets = [(corpus_name, "dev", corpus), (corpus_name, "test", corpus)]
-    test_sets += [(name, "test", corpora.load(name)) for name in eval_corpora if name != corpus_name]
-    for name, split, data in test_sets:
-        score, predicted = evaluate(tagger, data, split, max_sentences=settings.max_sentences)
-        gold = [s.tags for s in data.splits[split][:settings.max_sentences]]
-        results["scores"][f"{name}/{split}"] = score.as_dict()
-        if split == "test":
-            results["counts"][f"{name}/{split}"] = sentence_counts(gold, predicted).tolist()
-    cost = measure_cost(tagger, best, corpus.splits["test"][:settings.max_sentences])
-    results["cost"] = asdict(cost)
+                     "machine": f"{platform.node()} ({os.cpu_count()} cores)"}
+    results.update(score_model(tagger, best, corpus, settings.max_sentences, eval_corpora))
     tagger.card = {**card, "dev_f1": results["scores"][f"{corpus_name}/dev"]["micro_f1"],
                    "test_f1": results["scores"][f"{corpus_name}/test"]["micro_f1"]}
     save_atomic(tagger, best)

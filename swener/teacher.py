@@ -145,3 +145,28 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
                  time.perf_counter() - started, path.stat().st_size)
         written.append(path)
     return written
+
+
+def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: Path | None = None,
+                     max_sentences: int | None = None) -> dict:
+    """Score the teacher like a student (scores, counts, cost) and add the soft-label cache's cost."""
+    from swener.evaluate import score_model
+    from swener.models import load_tagger
+    from swener.students import EVAL_CORPORA, write_json
+
+    tagger = load_tagger(str(teacher_path))
+    results = {"model": str(teacher_path), "corpus": corpus_name, "max_sentences": max_sentences,
+               **score_model(tagger, teacher_path, corpora.load(corpus_name), max_sentences, EVAL_CORPORA)}
+    training = teacher_path.parent / "training.json"
+    if training.is_file():
+        import json
+
+        results["training"] = json.loads(training.read_text())
+    if soft_dir is not None:
+        caches = [softlabels.read(p) for p in sorted(soft_dir.glob("*.npz"))]
+        results["soft_labels"] = {"seconds": sum(c.header.get("seconds", 0.0) for c in caches),
+                                  "bytes": sum(p.stat().st_size for p in soft_dir.glob("*.npz")),
+                                  "tokens": sum(c.header["tokens"] for c in caches)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, results)
+    return results
