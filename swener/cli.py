@@ -293,5 +293,27 @@ def embeddings_train(pretrained: Path | None, model: str, dim: int, epochs: int,
     emb.train(settings, texts=list(texts) or None, out=out, report=click.echo, keep_full=keep_full)
 
 
+@main.command("report")
+@click.option("--models", "models_dir", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
+              help="Folder of student runs: <family>/<plain|kd>/<settings>/seed-N/results.json.")
+@click.option("--teacher", "teacher_json", type=click.Path(path_type=Path), default=None,
+              help="The teacher's teacher.json (from `swener teacher evaluate`): its row and the cache cost.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--match", multiple=True, help="Use only runs whose path contains this text (repeatable: all must).")
+@click.option("--samples", default=2000, show_default=True, help="Bootstrap draws per KD effect.")
+def report_cmd(models_dir: Path, teacher_json: Path | None, out: Path, match: tuple[str, ...], samples: int) -> None:
+    """Tables, KD effects with bootstrap intervals, costs and plots: REPORT.md, results.json, PNGs."""
+    import shlex
+
+    from swener import report
+
+    command = shlex.join(["swener", *sys.argv[1:]])
+    paths = report.build(report.find_results(models_dir, match), out,
+                         teacher=_existing_file(str(teacher_json), "teacher.json") if teacher_json else None,
+                         command=command, samples=samples)
+    for path in paths.values():
+        click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,180 @@
+"""The report builder on synthetic results: verdicts, the two-level bootstrap by hand, pairing, files."""
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swener import report
+from swener.errors import SwenerError
+from swener.scoring import f1_from_counts, paired_bootstrap, sentence_counts
+
+CORPUS = "webbnyheter2012"
+TEST_SETS = (f"{CORPUS}/test", "uner-pud/test", "uner-talbanken/test")
+TYPES = ("LOC", "ORG", "PER")
+
+
+def fake_counts(rng: np.random.Generator, n: int, recall: float) -> np.ndarray:
+    """Per-sentence [tp, predicted, gold] for a tagger that finds `recall` of the entities."""
+    gold = rng.integers(0, 4, n)
+    tp = rng.binomial(gold, recall)
+    return np.stack([tp, tp + rng.binomial(1, 0.2, n), gold], axis=1)
+
+
+def write_run(root: Path, family: str, seed: int, counts: dict[str, np.ndarray], alpha: float = 0.0,
+              temperature: float = 2.0, epoch_seconds: float = 10.0, tokens_per_second: float = 5000.0) -> Path:
+    """A results.json as swener.students writes it, scores derived from the counts."""
+    mode = "plain" if alpha == 0 else "kd"
+    folder = root / family / mode / f"{CORPUS}-test" / f"seed-{seed}"
+    folder.mkdir(parents=True)
+    scores = {}
+    for name, rows in counts.items():
+        f1 = float(f1_from_counts(rows))
+        scores[name] = {"micro_f1": f1, "macro_f1": f1, "precision": f1, "recall": f1, "mapped_to_o": [],
+                        "per_type": {t: {"precision": f1, "recall": f1, "f1-score": min(1.0, f1 + 0.01 * i),
+                                         "support": 10.0} for i, t in enumerate(TYPES)}}
+    settings = {"family": family, "alpha": alpha, "temperature": temperature, "kd_target": "marginals",
+                "hidden_size": 256, "epochs": 3, "learning_rate": 0.1, "batch_size": 32, "seed": seed,
+                "max_sentences": 100}
+    data = {"settings": settings, "corpus": CORPUS, "embeddings": "embeddings/cbow-d100",
+            "soft_labels": "softlabels/t" if alpha else None, "scores": scores,
+            "counts": {k: v.tolist() for k, v in counts.items()},
+            "cost": {"tokens_per_second": tokens_per_second * (1 + 0.02 * seed), "latency_ms": 3.0,
+                     "parameters": 2_000_000, "parameters_without_embeddings": 300_000, "size_bytes": 8_000_000,
+                     "peak_rss_mb": 900.0},
+            "training": {"train_seconds": 3 * epoch_seconds, "epoch_seconds": epoch_seconds}}
+    path = folder / "results.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    """Three families x plain/KD x 3 seeds: one gains from KD, one loses, one is unchanged."""
+    rng = np.random.default_rng(7)
+    root = tmp_path / "models"
+    recalls = {"bilstm-crf": (0.5, 0.9), "cnn": (0.9, 0.5), "bilstm": (0.7, 0.7)}
+    speeds = {"bilstm-crf": 3000.0, "cnn": 20000.0, "bilstm": 4000.0}
+    for family, (plain_recall, kd_recall) in recalls.items():
+        for seed in (1, 2, 3):
+            plain = {t: fake_counts(rng, 80, plain_recall) for t in TEST_SETS}
+            kd = plain if plain_recall == kd_recall else {t: fake_counts(rng, 80, kd_recall) for t in TEST_SETS}
+            write_run(root, family, seed, plain, tokens_per_second=speeds[family])
+            write_run(root, family, seed, kd, alpha=0.5, epoch_seconds=13.0, tokens_per_second=speeds[family])
+    return root
+
+
+def teacher_json(path: Path) -> Path:
+    rng = np.random.default_rng(3)
+    counts = {t: fake_counts(rng, 80, 0.95) for t in TEST_SETS}
+    scores = {t: {"micro_f1": float(f1_from_counts(c)), "per_type": {k: {"f1-score": 0.9} for k in TYPES}}
+              for t, c in counts.items()}
+    path.write_text(json.dumps({
+        "model": "models/teacher/best-model.pt", "scores": scores, "counts": {k: v.tolist() for k, v in counts.items()},
+        "cost": {"tokens_per_second": 400.0, "latency_ms": 40.0, "parameters": 118_000_000,
+                 "parameters_without_embeddings": 21_000_000, "size_bytes": 470_000_000, "peak_rss_mb": 2100.0},
+        "training": {"epoch_seconds": 900.0},
+        "soft_labels": {"seconds": 120.0, "bytes": 5_000_000, "files": ["dev.npz", "train.npz"], "folder": "s"}}))
+    return path
+
+
+def test_verdicts():
+    assert report.verdict(0.001, 0.02) == "benefits"
+    assert report.verdict(-0.03, -0.01) == "hurts"
+    assert report.verdict(-0.01, 0.02) == "no clear effect"
+    assert report.verdict(0.0, 0.02) == "no clear effect"  # touching 0 is not above it
+    plain = np.array([[[1, 2, 2], [0, 1, 1]]] * 2)
+    better = np.array([[[2, 2, 2], [1, 1, 1]]] * 2)
+    assert report.kd_effect(plain, better, samples=200).verdict == "benefits"
+    assert report.kd_effect(better, plain, samples=200).verdict == "hurts"
+    assert report.kd_effect(plain, plain, samples=200).verdict == "no clear effect"
+
+
+def test_two_level_bootstrap_by_hand():
+    # 2 seeds x 2 sentences (A, B), one gold entity each; counts are [tp, predicted, gold].
+    plain = np.array([[[1, 1, 1], [0, 1, 1]],    # seed 1: A right, B wrong
+                      [[1, 1, 1], [0, 0, 1]]])   # seed 2: A right, B missed
+    kd = np.array([[[1, 1, 1], [1, 1, 1]],       # seed 1: both right
+                   [[1, 1, 1], [0, 1, 1]]])      # seed 2: A right, B wrong
+    # F1 on the sentence draws AA, AB (= BA), BB:
+    #   seed 1 plain 1, 1/2, 0     KD 1, 1, 1      -> delta 0, 1/2, 1
+    #   seed 2 plain 1, 2/3, 0     KD 1, 1/2, 0    -> delta 0, -1/6, 0
+    per_seed = {(1, "AA"): 0, (1, "AB"): 1 / 2, (1, "BB"): 1, (2, "AA"): 0, (2, "AB"): -1 / 6, (2, "BB"): 0}
+    seed_draws, sentence_draws, expected = [], [], []
+    for seeds, sentences in itertools.product(itertools.product([0, 1], repeat=2), itertools.product([0, 1], repeat=2)):
+        seed_draws.append(seeds)
+        sentence_draws.append(sentences)
+        name = "".join(sorted("AB"[i] for i in sentences))
+        expected.append(np.mean([per_seed[(s + 1, name)] for s in seeds]))
+    effect = report.kd_effect(plain, kd, seed_draws=np.array(seed_draws), sentence_draws=np.array(sentence_draws))
+    assert effect.samples == 16
+    np.testing.assert_allclose(effect.deltas, expected)
+    # the point estimate: seed 1 gains 1/2, seed 2 loses 1/6
+    assert effect.delta == pytest.approx((1 / 2 - 1 / 6) / 2)
+    assert (effect.low, effect.high) == pytest.approx(tuple(np.quantile(expected, [0.025, 0.975])))
+    assert effect.low < 0 < effect.high and effect.verdict == "no clear effect"
+
+
+def test_one_seed_matches_the_paired_sentence_bootstrap():
+    gold = [["B-PER", "O"], ["B-LOC", "B-ORG"], ["O", "B-PER"], ["B-ORG", "I-ORG"]]
+    pred_a = [["B-PER", "O"], ["B-LOC", "O"], ["O", "O"], ["B-ORG", "O"]]
+    pred_b = [["B-PER", "O"], ["B-LOC", "B-ORG"], ["O", "B-LOC"], ["B-ORG", "I-ORG"]]
+    indices = np.random.default_rng(1).integers(0, 4, size=(300, 4))
+    expected = paired_bootstrap(gold, pred_a, pred_b, indices=indices)
+    effect = report.kd_effect(sentence_counts(gold, pred_a)[None], sentence_counts(gold, pred_b)[None],
+                              seed_draws=np.zeros((300, 1), dtype=int), sentence_draws=indices)
+    assert (effect.delta, effect.low, effect.high) == pytest.approx((expected.delta, expected.low, expected.high))
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match=r"\[seeds, sentences, 3\]"):
+        report.kd_effect(np.zeros((2, 3, 3)), np.zeros((2, 4, 3)))
+
+
+def test_collect_pairs_by_seed_and_separates_kd_settings(tmp_path):
+    counts = {TEST_SETS[0]: np.array([[1, 1, 1]])}
+    for seed in (1, 2):
+        write_run(tmp_path, "cnn", seed, counts)
+        write_run(tmp_path, "cnn", seed, counts, alpha=0.5)
+    write_run(tmp_path / "sweep", "cnn", 1, counts, alpha=0.5, temperature=4.0)
+    comparisons = report.collect(report.find_results(tmp_path) + report.find_results(tmp_path / "sweep"))
+    assert len(comparisons) == 2
+    assert [c.paired_seeds for c in comparisons] == [[1, 2], [1]]
+    assert all(sorted(c.plain) == [1, 2] for c in comparisons)  # the same plain runs serve both
+    assert [c.label for c in comparisons] == ["cnn (temperature=2.0)", "cnn (temperature=4.0)"]
+    with pytest.raises(SwenerError, match="seed 1"):
+        report.collect([*report.find_results(tmp_path), *report.find_results(tmp_path)])
+
+
+def test_build_writes_report_json_and_plots(models, tmp_path):
+    out = tmp_path / "results"
+    paths = report.build(report.find_results(models), out, teacher=teacher_json(tmp_path / "teacher.json"),
+                         command="swener report", samples=300)
+    text = paths["report"].read_text()
+    for family in ("bilstm-crf", "cnn", "bilstm"):
+        assert f"| {family} | {CORPUS} |" in text  # a KD-effect row per family
+        assert f"| {family} | KD | 3 |" in text and f"| {family} | plain | 3 |" in text
+    assert "| teacher |" in text and "120 s of teacher time" in text and "How to read this" in text
+    summary = json.loads(paths["results"].read_text())
+    verdicts = {f["family"]: f["kd_effect"][f"{CORPUS}/test"]["verdict"] for f in summary["families"]}
+    assert verdicts == {"bilstm-crf": "benefits", "cnn": "hurts", "bilstm": "no clear effect"}
+    assert summary["test_sets"] == list(TEST_SETS)
+    cost = next(f["cost"] for f in summary["families"] if f["family"] == "cnn")
+    assert cost["kd_epoch_ratio"] == pytest.approx(1.3)
+    for name in ("tradeoff", "effects"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[name].stat().st_size > 1000
+    assert not list(out.glob(".*"))  # no temporary files left
+
+
+def test_cli_report(models, tmp_path):
+    from click.testing import CliRunner
+
+    from swener.cli import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["report", "--models", str(models), "--out", str(out), "--samples", "200"])
+    assert result.exit_code == 0, result.output
+    assert (out / "REPORT.md").is_file() and "wrote" in result.output
+    empty = CliRunner().invoke(main, ["report", "--models", str(tmp_path / "none"), "--out", str(out)])
+    assert empty.exit_code == 1 and "no student results" in empty.output
