@@ -1,1 +1,3 @@
 """Imports every module that defines a Flair class, so that saved swener models load."""
+
+import swener.embeddings  # noqa: F401  (CompactFastTextEmbeddings)
