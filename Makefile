@@ -131,3 +131,12 @@ STUDENT_RESULTS := $(foreach f,$(FAMILIES),$(call family_results,$(f)))
 .PHONY: $(FAMILIES) students
 $(foreach f,$(FAMILIES),$(eval $(f): $(call family_results,$(f))))
 students: $(STUDENT_RESULTS)
+
+# ----- speed of `swener tag` on ~1 MB of Swedish text: tokens/s after start-up, start-up, peak memory -----
+BENCH_MODEL ?= bilstm-crf
+BENCH_TEXT ?= $(or $(SWENER_DATA),../shared/data)/text/regeringen.txt.gz
+
+.PHONY: bench-tag
+bench-tag: | $(BIN)/swener
+	@mkdir -p results
+	SWENER_LAZY=1 $(BIN)/python -m swener.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/bench-tag.json

@@ -315,5 +315,83 @@ def report_cmd(models_dir: Path, teacher_json: Path | None, out: Path, match: tu
         click.echo(f"wrote {path}")
 
 
+# ----- tagging files, and the trained models by short name -----
+
+
+@main.command("tag")
+@click.argument("model")
+@click.argument("files", nargs=-1)
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write here (replaced only when tagging succeeded); default: stdout.")
+@click.option("--format", "output_format", type=click.Choice(["conll", "jsonl", "inline"]), default="conll",
+              show_default=True, help="conll: token TAB IOB2 tag; jsonl: a JSON object a sentence; inline: [Anna]PER.")
+@click.option("--input-format", type=click.Choice(["text", "tokens", "conll"]), default="text", show_default=True,
+              help="text: raw UTF-8 text; tokens: a tokenised sentence a line; conll: the first column of a column file.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="Bytes that are not UTF-8: stop with an error naming the line, or replace them with U+FFFD.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Tag longer sentences in chunks of this many tokens.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch threads; more only help a large model on otherwise idle cores.")
+def tag_cmd(model: str, files: tuple[str, ...], out: Path | None, output_format: str, input_format: str,
+            batch_size: int, errors: str, max_tokens: int, threads: int) -> None:
+    """Tag Swedish text FILEs (or stdin, -) with MODEL: a .pt file or a short name (see `swener models`)."""
+    import os
+
+    from swener import models, tagging
+
+    paths = list(files) or ["-"]
+    tagging.check_paths(paths, out)
+    import torch
+
+    torch.set_num_threads(threads)  # a small tagger on shared cores: 2 threads ran 30x slower than 1 here
+    tagger = models.load_tagger(model)
+    try:
+        summary = tagging.tag_files(tagger, paths, out, output_format, input_format, batch_size, errors, max_tokens)
+    except BrokenPipeError:  # the reader of a pipe stopped (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    if sys.stderr.isatty():
+        click.echo(f"{summary.sentences} sentences, {summary.tokens} tokens, {summary.entities} entities "
+                   f"in {summary.seconds:.1f} s" + (f": {out}" if out else ""), err=True)
+
+
+@main.command("models")
+@click.option("--all", "show_all", is_flag=True, help="Every trained model, not only the one each short name picks.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models_cmd(show_all: bool, as_json: bool) -> None:
+    """The trained models that short names stand for, with the key facts of their model cards."""
+    from swener import models
+
+    picked = models.available()
+    rows = [(e, full, True) for e, full in picked]
+    if show_all:
+        chosen = {e.path for e, _ in picked}
+        rows = [(e, e.full, e.path in chosen) for name in models.SHORT_NAMES for e in models.entries_for(name)]
+    if as_json:
+        click.echo(json.dumps([{**e.as_dict(), "picked": p} for e, _, p in rows], indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(f"no trained models under {models.models_dir()}/ (train them with make students / make teacher)")
+        return
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    click.echo(f"  {'name':17s} {'corpus':16s} {'run':10s} {'seed':>4s} {'alpha':>5s} {'T':>4s} {'dev F1':>7s} "
+               f"{'test F1':>7s}  {'licence':12s} path")
+    for e, full, is_picked in rows:
+        run = "full" if full else f"n={e.max_sentences}"
+        click.echo(f"{'*' if is_picked and show_all else ' '} {e.name:17s} {e.corpus or '-':16s} {run:10s} "
+                   f"{e.seed if e.seed is not None else '-':>4} {num(e.alpha, '.2g'):>5s} "
+                   f"{num(e.temperature, '.2g'):>4s} {num(e.dev_f1, '.4f'):>7s} {num(e.test_f1, '.4f'):>7s}  "
+                   f"{e.licence or '-':12s} {e.path}")
+        if e.teacher:
+            click.echo(f"{'':20s}teacher: {e.teacher}")
+    if not all(full for _, full, _ in rows):
+        click.echo("(n=...: a quick run; a short name picks a full run when there is one)")
+
+
 if __name__ == "__main__":
     main()

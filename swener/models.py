@@ -1,33 +1,230 @@
-"""Finding and loading trained taggers by path (and, later, by short name)."""
+"""Finding and loading trained taggers: by path, or by the short name of a model the Makefile trained.
+
+Short names: `FAMILY` (bilstm-crf, bilstm, cnn, cnn-crf) is the KD student of that family
+from the latest full run (max_sentences null), the best seed on dev; `FAMILY-plain` the
+same without KD; `teacher` the latest full teacher. Without a full run the latest run is
+used, with a note on stderr. Listing reads the results.json / training.json files beside
+the models, never the models themselves, so it is quick.
+"""
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import logging
+import os
+import sys
 import zipfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from swener.errors import SwenerError
 
 log = logging.getLogger("swener")
 
+FAMILIES: tuple[str, ...] = ("bilstm-crf", "bilstm", "cnn", "cnn-crf")  # as swener.taggers.FAMILIES (no torch here)
+SHORT_NAMES: tuple[str, ...] = (*FAMILIES, *(f"{f}-plain" for f in FAMILIES), "teacher")
+
+
+def models_dir() -> Path:
+    """Where the Makefile puts trained models: $SWENER_MODELS, else ./models."""
+    return Path(os.environ.get("SWENER_MODELS", "models"))
+
+
+@dataclass
+class ModelEntry:
+    """One trained model as its results file describes it (the key facts of its model card)."""
+
+    name: str  # the short name it answers to: "bilstm-crf", "cnn-plain", "teacher"
+    path: Path  # its best-model.pt
+    run: Path  # the settings folder shared by the seeds of one run
+    family: str
+    corpus: str | None
+    max_sentences: int | None
+    seed: int | None
+    alpha: float | None = None
+    temperature: float | None = None
+    dev_f1: float | None = None
+    test_f1: float | None = None
+    licence: str | None = None
+    teacher: str | None = None
+    written: float = 0.0  # mtime of the results file
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def full(self) -> bool:
+        """Trained on whole corpus splits (not a quick run)."""
+        return self.max_sentences is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready facts."""
+        data = asdict(self)
+        data.update(path=str(self.path), run=str(self.run), full=self.full)
+        data.pop("written")
+        return data
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("%s: unreadable, skipped", path)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _licence(corpus: str | None) -> str | None:
+    from swener.corpora import REGISTRY
+
+    source = REGISTRY.get(corpus or "")
+    return source.licence if source else None
+
+
+def _dev_test(scores: dict, corpus: str | None) -> tuple[float | None, float | None]:
+    def f1(split: str) -> float | None:
+        row = scores.get(f"{corpus}/{split}")
+        if row is None:  # results without a corpus field: the first score of that split
+            row = next((v for k, v in scores.items() if k.endswith(f"/{split}")), None)
+        return float(row["micro_f1"]) if isinstance(row, dict) and "micro_f1" in row else None
+
+    return f1("dev"), f1("test")
+
+
+def _teacher_id(soft_dir: str | None) -> str | None:
+    """The teacher of a KD student, as the last two parts of its soft-label folder (corpus/settings)."""
+    if not soft_dir:
+        return None
+    parts = Path(soft_dir).parts
+    return "/".join(parts[-2:])
+
+
+def student_entries(family: str, kind: str, root: Path | None = None) -> list[ModelEntry]:
+    """Every trained student of a family, kind "kd" or "plain", with a results.json and a best-model.pt."""
+    base = (root or models_dir()) / family / kind
+    entries = []
+    for results_path in sorted(base.glob("*/seed-*/results.json")) if base.is_dir() else []:
+        model = results_path.parent / "best-model.pt"
+        results = _read_json(results_path)
+        if results is None or not model.is_file():
+            continue
+        settings = results.get("settings", {})
+        corpus = results.get("corpus") or settings.get("corpus")
+        dev, test = _dev_test(results.get("scores", {}), corpus)
+        soft = results.get("soft_labels")
+        entries.append(ModelEntry(
+            name=family if kind == "kd" else f"{family}-plain", path=model, run=results_path.parent.parent,
+            family=settings.get("family", family), corpus=corpus, max_sentences=settings.get("max_sentences"),
+            seed=settings.get("seed"), alpha=settings.get("alpha"), temperature=settings.get("temperature"),
+            dev_f1=dev, test_f1=test, licence=_licence(corpus), teacher=_teacher_id(soft),
+            written=results_path.stat().st_mtime))
+    return entries
+
+
+def teacher_entries(root: Path | None = None) -> list[ModelEntry]:
+    """Every trained teacher (models/teacher/<corpus>/<settings>/best-model.pt with training.json)."""
+    base = (root or models_dir()) / "teacher"
+    entries = []
+    for training_path in sorted(base.glob("*/*/training.json")) if base.is_dir() else []:
+        model = training_path.parent / "best-model.pt"
+        training = _read_json(training_path)
+        if training is None or not model.is_file():
+            continue
+        corpus = training_path.parent.parent.name
+        scored = training_path.with_name("teacher.json")  # written by `swener teacher evaluate`
+        scores = (_read_json(scored) or {}).get("scores", {}) if scored.is_file() else {}
+        dev, test = _dev_test(scores, corpus)
+        entries.append(ModelEntry(name="teacher", path=model, run=training_path.parent, family="transformer",
+                                  corpus=corpus, max_sentences=training.get("max_sentences"),
+                                  seed=training.get("seed"), dev_f1=dev, test_f1=test, licence=_licence(corpus),
+                                  written=training_path.stat().st_mtime,
+                                  extra={"epochs": training.get("epochs")}))
+    return entries
+
+
+def entries_for(name: str, root: Path | None = None) -> list[ModelEntry]:
+    """All trained models a short name could mean."""
+    if name == "teacher":
+        return teacher_entries(root)
+    family, kind = (name[: -len("-plain")], "plain") if name.endswith("-plain") else (name, "kd")
+    return student_entries(family, kind, root)
+
+
+def choose(entries: list[ModelEntry]) -> tuple[ModelEntry | None, bool]:
+    """The best seed on dev of the latest full run (else of the latest run); and whether it is a full run."""
+    if not entries:
+        return None, False
+    runs: dict[Path, list[ModelEntry]] = {}
+    for entry in entries:
+        runs.setdefault(entry.run, []).append(entry)
+    full = {run: seeds for run, seeds in runs.items() if all(e.full for e in seeds)}
+    pool = full or runs
+    latest = max(pool.values(), key=lambda seeds: max(e.written for e in seeds))
+    best = max(latest, key=lambda e: (e.dev_f1 if e.dev_f1 is not None else -1.0, -(e.seed or 0)))
+    return best, bool(full)
+
+
+def resolve(model: str, root: Path | None = None, note: Callable[[str], None] | None = None) -> Path:
+    """The model file that MODEL (a path or a short name) stands for."""
+    path = Path(model)
+    if path.is_file() or (path.is_dir() and (path / "best-model.pt").is_file()) or model not in SHORT_NAMES:
+        return path
+    entry, full = choose(entries_for(model, root))
+    where = root or models_dir()
+    if entry is None:
+        raise SwenerError(f"{model}: no trained model of that name under {where}/; train it first "
+                          "(make students / make teacher), or give the path of a .pt file")
+    if not full:
+        (note or _note)(f"no full run of {model} under {where}/; using the latest run, {entry.run.name} "
+                        f"(max_sentences={entry.max_sentences})")
+    return entry.path
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+def available(root: Path | None = None) -> list[tuple[ModelEntry, bool]]:
+    """For `swener models`: per short name, the model it resolves to and whether it is from a full run."""
+    found = []
+    for name in SHORT_NAMES:
+        entry, full = choose(entries_for(name, root))
+        if entry is not None:
+            found.append((entry, full))
+    return found
+
 
 def load_tagger(model: str):
-    """Load a flair tagger from a .pt file; a missing or non-tagger file is a clear SwenerError."""
-    path = Path(model)
+    """Load a flair tagger from a .pt file, a folder with best-model.pt or a short name.
+
+    A missing file or a file that is not a tagger is a clear SwenerError.
+    """
+    path = resolve(model)
     if path.is_dir() and (path / "best-model.pt").is_file():
         path = path / "best-model.pt"
     if not path.is_file():
-        raise SwenerError(f"{model}: no such model file; give the path of a trained tagger (.pt)")
+        hint = f"; short names are {', '.join(SHORT_NAMES)}" if os.sep not in model and "." not in model else ""
+        raise SwenerError(f"{model}: no such model file; give the path of a trained tagger (.pt){hint}")
     if not zipfile.is_zipfile(path):
         raise SwenerError(f"{path}: not a tagger (a torch model file is expected); check the path")
     import flair
 
     import swener.registry  # noqa: F401  (registers swener's Flair classes)
+    import swener.taggers  # noqa: F401  (the student tagger class)
 
+    flair_log = logging.getLogger("flair")
+    level = flair_log.level
+    flair_log.setLevel(logging.CRITICAL)  # on a foreign file flair logs and prints each class it tried
     try:
-        tagger = flair.nn.Classifier.load(path)
+        with contextlib.redirect_stdout(io.StringIO()):
+            tagger = flair.nn.Classifier.load(path)
     except Exception as err:  # flair raises many kinds on a file that is not one of its models
         raise SwenerError(f"{path}: not a flair tagger ({type(err).__name__}: {err})") from None
-    if not hasattr(tagger, "label_dictionary") or not hasattr(tagger, "predict"):
-        raise SwenerError(f"{path}: a flair model, but not a sequence tagger")
+    finally:
+        flair_log.setLevel(level)
+    from flair.models import SequenceTagger
+
+    if not isinstance(tagger, SequenceTagger):
+        raise SwenerError(f"{path}: a flair model ({type(tagger).__name__}), but not a sequence tagger")
     tagger.eval()
     return tagger
