@@ -1,0 +1,67 @@
+"""A student trained end to end from the cache: the teacher never runs, results and card are written."""
+import json
+
+import flair
+import numpy as np
+import pytest
+
+import swener
+from swener import corpora, softlabels, teacher
+from swener.errors import SwenerError
+from swener.students import StudentSettings, train_student
+
+
+class _Forbidden:
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the teacher ran during student training")
+
+
+@pytest.fixture()
+def no_teacher(monkeypatch):
+    """Any way of running a teacher raises."""
+    from flair.embeddings import TransformerWordEmbeddings
+
+    for name in ("log_distributions", "build_teacher", "write_soft_labels", "evaluate_teacher"):
+        monkeypatch.setattr(teacher, name, _Forbidden())
+    monkeypatch.setattr(TransformerWordEmbeddings, "_add_embeddings_internal", _Forbidden())
+
+
+def _cache(tmp_path, n):
+    corpus = corpora.load("webbnyheter2012")
+    tokens = [s.tokens for s in corpus.splits["train"][:n]]
+    rng = np.random.default_rng(0)
+    tags = softlabels.canonical_tags(corpus.types)
+    # a confident teacher that agrees with the gold tags, with some mass elsewhere
+    dists = []
+    for sentence in corpus.splits["train"][:n]:
+        probs = rng.dirichlet(np.ones(len(tags)), size=len(sentence.tokens)) * 0.2
+        for i, tag in enumerate(sentence.tags):
+            probs[i, tags.index("O" if tag == "O" else "S-" + tag[2:])] += 0.8
+        dists.append(np.log(probs / probs.sum(axis=1, keepdims=True)))
+    softlabels.write(tmp_path / "soft" / "train.npz", dists, tags=tags, tokens=tokens, teacher_sha256="t" * 64,
+                     corpus="webbnyheter2012", split="train")
+    return tmp_path / "soft"
+
+
+def test_kd_student_trains_without_running_the_teacher(tmp_path, tiny_vectors, no_teacher):
+    soft_dir = _cache(tmp_path, 40)
+    settings = StudentSettings(family="cnn-crf", alpha=0.5, epochs=1, hidden_size=16, max_sentences=40)
+    results = train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["settings"]["alpha"] == 0.5 and set(saved["scores"]) == {
+        "webbnyheter2012/dev", "webbnyheter2012/test", "uner-pud/test", "uner-talbanken/test"}
+    assert len(saved["counts"]["uner-pud/test"]) == 40
+    assert saved["cost"]["tokens_per_second"] > 0 and saved["cost"]["parameters_without_embeddings"] > 0
+    assert saved["training"]["epochs"] == 1
+    tagger = flair.nn.Classifier.load(tmp_path / "run" / "best-model.pt")
+    assert tagger.card["teacher"]["sha256"] == "t" * 64 and tagger.card["corpus_licence"] == "CC BY 4.0"
+    assert tagger.card["test_f1"] == results["scores"]["webbnyheter2012/test"]["micro_f1"]
+
+
+def test_kd_student_refuses_a_cache_of_other_sentences(tmp_path, tiny_vectors):
+    soft_dir = _cache(tmp_path, 40)
+    settings = StudentSettings(family="bilstm", alpha=0.5, epochs=1, hidden_size=8, max_sentences=30)
+    with pytest.raises(SwenerError, match="40 sentences in the cache, 30 in the corpus"):
+        train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run")
+    with pytest.raises(SwenerError, match="needs --soft-labels"):
+        train_student(settings, "webbnyheter2012", tiny_vectors, None, tmp_path / "run")
