@@ -25,7 +25,7 @@ MAXS_OPT := $(if $(filter all,$(MAX_SENTENCES)),,--max-sentences $(MAX_SENTENCES
 BACKBONE ?= e5-small
 TEACHER_LR ?= 5e-5
 TEACHER_BATCH ?= 16
-TEACHER_ID := $(CORPUS)/$(BACKBONE)-ep$(TEACHER_EPOCHS)-lr$(TEACHER_LR)-b$(TEACHER_BATCH)-n$(MAX_SENTENCES)
+TEACHER_ID := $(CORPUS)/$(BACKBONE)-fz-ep$(TEACHER_EPOCHS)-lr$(TEACHER_LR)-b$(TEACHER_BATCH)-n$(MAX_SENTENCES)
 TEACHER := models/teacher/$(TEACHER_ID)/best-model.pt
 SOFT_DIR := softlabels/$(TEACHER_ID)
 
@@ -129,8 +129,30 @@ $(foreach f,$(FAMILIES),$(foreach s,$(SEEDS),$(eval $(call student_rules,$(f),$(
 family_results = $(foreach s,$(SEEDS),$(call plain_result,$(1),$(s)) $(call kd_result,$(1),$(s)))
 STUDENT_RESULTS := $(foreach f,$(FAMILIES),$(call family_results,$(f)))
 .PHONY: $(FAMILIES) students
-$(foreach f,$(FAMILIES),$(eval $(f): $(call family_results,$(f))))
+# `make FAMILY` trains that family plain and with KD and writes its scores and costs under results/
+define family_rules
+results/$(PROFILE)/$(STUDENT_SET)/$(1)/REPORT.md: $(call family_results,$(1))
+	$(BIN)/swener report --out $$(@D) $$(foreach r,$$^,--result $$(r))
+$(1): results/$(PROFILE)/$(STUDENT_SET)/$(1)/REPORT.md
+endef
+$(foreach f,$(FAMILIES),$(eval $(call family_rules,$(f))))
 students: $(STUDENT_RESULTS)
+
+# ----- the teacher's scores and costs, and the report -----
+TEACHER_JSON := $(dir $(TEACHER))teacher.json
+REPORT_DIR := results/$(PROFILE)/$(KD_SET)
+
+$(TEACHER_JSON): $(TEACHER) $(SOFT_DIR)/train.npz
+	$(BIN)/swener teacher evaluate --teacher $(TEACHER) --corpus $(CORPUS) --soft-labels $(SOFT_DIR) \
+		$(MAXS_OPT) --out $@
+
+$(REPORT_DIR)/REPORT.md: $(STUDENT_RESULTS) $(TEACHER_JSON)
+	$(BIN)/swener report --teacher $(TEACHER_JSON) --out $(@D) $(foreach r,$(STUDENT_RESULTS),--result $(r))
+	mkdir -p results && cp $(@D)/REPORT.md $(@D)/results.json $(@D)/*.png results/
+
+.PHONY: experiment report
+report: $(REPORT_DIR)/REPORT.md
+experiment: $(REPORT_DIR)/REPORT.md
 
 # ----- speed of `swener tag` on ~1 MB of Swedish text: tokens/s after start-up, start-up, peak memory -----
 BENCH_MODEL ?= bilstm-crf

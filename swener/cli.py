@@ -79,16 +79,18 @@ def teacher() -> None:
 @click.option("--crf/--no-crf", default=False, show_default=True, help="A CRF head (default: softmax).")
 @click.option("--max-sentences", type=int, default=None, help="Use only the first N sentences of each split.")
 @click.option("--seed", default=1, show_default=True)
+@click.option("--freeze-word-embeddings/--train-word-embeddings", default=True, show_default=True,
+              help="Keep the backbone's vocabulary table fixed (much cheaper optimizer steps on a CPU).")
 def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, lr: float, batch_size: int,
-                  crf: bool, max_sentences: int | None, seed: int) -> None:
+                  crf: bool, max_sentences: int | None, seed: int, freeze_word_embeddings: bool) -> None:
     """Fine-tune a flair SequenceTagger over a transformer backbone; keeps the best model on dev F1."""
     from swener import corpora, teacher as teacher_lib
     from swener.backbones import resolve_backbone
     from swener.train import TrainSettings, fit
 
     corpus = corpora.load(corpus_name)
-    settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, learning_rate=lr,
-                                           batch_size=batch_size, epochs=epochs)
+    settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, learning_rate=lr, batch_size=batch_size,
+                                           epochs=epochs, freeze_word_embeddings=freeze_word_embeddings)
     tagger = teacher_lib.build_teacher(resolve_backbone(backbone), corpus.types, settings)
     best = fit(tagger, corpora.to_flair(corpus, max_sentences), out,
                TrainSettings(epochs=epochs, learning_rate=lr, batch_size=batch_size, fine_tune=True, seed=seed,
@@ -301,14 +303,19 @@ def embeddings_train(pretrained: Path | None, model: str, dim: int, epochs: int,
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--match", multiple=True, help="Use only runs whose path contains this text (repeatable: all must).")
 @click.option("--samples", default=2000, show_default=True, help="Bootstrap draws per KD effect.")
-def report_cmd(models_dir: Path, teacher_json: Path | None, out: Path, match: tuple[str, ...], samples: int) -> None:
+@click.option("--result", "results", multiple=True, type=click.Path(path_type=Path),
+              help="A results.json to include (repeatable); replaces the search of --models.")
+def report_cmd(models_dir: Path, teacher_json: Path | None, out: Path, match: tuple[str, ...], samples: int,
+               results: tuple[Path, ...]) -> None:
     """Tables, KD effects with bootstrap intervals, costs and plots: REPORT.md, results.json, PNGs."""
     import shlex
 
     from swener import report
 
     command = shlex.join(["swener", *sys.argv[1:]])
-    paths = report.build(report.find_results(models_dir, match), out,
+    for path in results:
+        _existing_file(str(path), "results.json")
+    paths = report.build(list(results) or report.find_results(models_dir, match), out,
                          teacher=_existing_file(str(teacher_json), "teacher.json") if teacher_json else None,
                          command=command, samples=samples)
     for path in paths.values():

@@ -1,3 +1,4 @@
 """Imports every module that defines a Flair class, so that saved swener models load."""
 
 import swener.embeddings  # noqa: F401  (CompactFastTextEmbeddings)
+import swener.taggers  # noqa: F401  (StudentTagger)
