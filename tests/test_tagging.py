@@ -296,12 +296,6 @@ def test_short_names_pick_the_best_seed_of_the_latest_full_run(tmp_path, student
 # --------------------------------------------------------------------------- a Flair pipeline
 
 
-# `import swener` registers the student class through swener/registry.py
-REGISTRY_HAS_STUDENTS = "swener.taggers" in (Path(tagging.__file__).parent / "registry.py").read_text()
-
-
-@pytest.mark.xfail(not REGISTRY_HAS_STUDENTS, strict=True,
-                   reason="swener/registry.py does not import swener.taggers yet, so `import swener` misses StudentTagger")
 def test_student_in_a_plain_flair_pipeline(student):
     """In a fresh interpreter: `import swener` is all it takes for Flair to load a student."""
     code = f"""
