@@ -114,7 +114,8 @@ STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR
 KD_SET := $(STUDENT_SET)-a$(ALPHA)-T$(TEMPERATURE)-$(KD_TARGET)-$(subst /,-,$(TEACHER_ID))
 plain_result = models/$(1)/plain/$(STUDENT_SET)/seed-$(2)/results.json
 kd_result = models/$(1)/kd/$(KD_SET)/seed-$(2)/results.json
-STUDENT_OPTS = --corpus $(CORPUS) --embeddings $(EMB_DIR) --epochs $(STUDENT_EPOCHS) --lr $(STUDENT_LR) $(MAXS_OPT)
+STUDENT_THREADS ?= 2
+STUDENT_OPTS = --threads $(STUDENT_THREADS) --corpus $(CORPUS) --embeddings $(EMB_DIR) --epochs $(STUDENT_EPOCHS) --lr $(STUDENT_LR) $(MAXS_OPT)
 
 define student_rules
 $(call plain_result,$(1),$(2)): $(EMB_DIR)/manifest.json | $(BIN)/swener

@@ -154,16 +154,17 @@ def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None,
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--seed", default=1, show_default=True)
 @click.option("--max-sentences", type=int, default=None)
+@click.option("--threads", default=2, show_default=True, help="Torch threads (1 when other jobs share the cores).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
 def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, alpha: float,
               temperature: float, kd_target: str, hidden_size: int, epochs: int, lr: float, batch_size: int,
-              seed: int, max_sentences: int | None, out: Path) -> None:
+              seed: int, max_sentences: int | None, threads: int, out: Path) -> None:
     """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
     from swener.students import StudentSettings, train_student
 
     settings = StudentSettings(family=family, alpha=alpha, temperature=temperature, kd_target=kd_target,
                                hidden_size=hidden_size, epochs=epochs, learning_rate=lr, batch_size=batch_size,
-                               seed=seed, max_sentences=max_sentences)
+                               seed=seed, max_sentences=max_sentences, threads=threads)
     results = train_student(settings, corpus_name, embeddings_path, soft_dir, out)
     for name, row in results["scores"].items():
         click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")

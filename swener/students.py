@@ -37,6 +37,7 @@ class StudentSettings:
     batch_size: int = 32
     seed: int = 1
     max_sentences: int | None = None
+    threads: int = 2  # torch threads for training and for the speed measurement
 
 
 def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str = "train") -> softlabels.SoftLabels:
@@ -79,7 +80,8 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
                             hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card)
     best = fit(student, flair_corpus, out, TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
                                                          batch_size=settings.batch_size, seed=settings.seed,
-                                                         max_sentences=settings.max_sentences))
+                                                         max_sentences=settings.max_sentences,
+                                                         threads=settings.threads))
     tagger = flair.nn.Classifier.load(best)
     assert isinstance(tagger, StudentTagger)
     training = json.loads((out / "training.json").read_text())
