@@ -173,7 +173,7 @@ class CompactVectors:
             scores[own] = -np.inf
         top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
         top = top[np.argsort(-scores[top])]
-        return [(self.words[i], round(float(scores[i]), 3)) for i in top]
+        return [(self.words[i], round(float(scores[i]), 3)) for i in top if np.isfinite(scores[i])]
 
     def _unit_matrix(self) -> np.ndarray:
         if getattr(self, "_unit", None) is None:
@@ -737,14 +737,14 @@ def train(settings: TrainSettings, texts: Sequence[str | Path] | None = None, ou
         report(f"vocabulary: {len(model.wv.index_to_key):,} words with count >= {settings.min_count} "
                f"({vocab_seconds:.0f} s)")
         epoch_log = _EpochLog(report, model.corpus_total_words, settings.epochs)
-        clock = time.time()
+        clock, cpu_clock = time.time(), time.process_time()
         trained, raw = model.train(corpus_file=str(text_file), total_words=model.corpus_total_words,
                                    total_examples=model.corpus_count, epochs=settings.epochs,
                                    callbacks=[epoch_log.callback], report_delay=30.0)
-        train_seconds = time.time() - clock
+        train_seconds, train_cpu_seconds = time.time() - clock, time.process_time() - cpu_clock
         text_file.unlink()
-        report(f"trained in {train_seconds:.0f} s: {raw / train_seconds:,.0f} words/s "
-               f"({trained / train_seconds:,.0f} effective words/s after down-sampling)")
+        report(f"trained in {train_seconds:.0f} s ({train_cpu_seconds:.0f} s of CPU): {raw / train_seconds:,.0f} "
+               f"words/s ({trained / train_seconds:,.0f} effective words/s after down-sampling)")
         meta = {"name": out.name}
         compact = CompactVectors.from_keyed_vectors(model.wv, settings.max_words, settings.max_ngrams, meta)
         compact.save(tmp / VECTORS_FILE)
@@ -762,7 +762,8 @@ def train(settings: TrainSettings, texts: Sequence[str | Path] | None = None, ou
             "vocabulary_size": len(model.wv.index_to_key),
             "compact": _compact_summary(compact, tmp / VECTORS_FILE),
             "seconds": {"vocabulary": round(vocab_seconds, 2), "training": round(train_seconds, 2),
-                        "total": round(time.time() - started, 1)},
+                        "training_cpu": round(train_cpu_seconds, 2), "total": round(time.time() - started, 1),
+                        "total_cpu": round(time.process_time(), 1)},
             "words_per_second": round(raw / train_seconds),
             "effective_words_per_second": round(trained / train_seconds),
             "words_trained": {"raw": raw, "effective": trained},
