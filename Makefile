@@ -163,3 +163,10 @@ BENCH_TEXT ?= $(or $(SWENER_DATA),../shared/data)/text/regeringen.txt.gz
 bench-tag: | $(BIN)/swener
 	@mkdir -p results
 	SWENER_LAZY=1 $(BIN)/python -m swener.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/bench-tag.json
+
+# Benchmarks (never asserted in tests): the report's cost table (per family: parameters, size,
+# tokens/s at batch 32 after a warm-up, latency, peak memory, s/epoch plain vs KD) and
+# `swener tag` end to end on about 1 MB of Swedish text.
+.PHONY: bench
+bench: $(REPORT_DIR)/REPORT.md
+	$(MAKE) bench-tag BENCH_MODEL=$(dir $(call kd_result,bilstm-crf,$(firstword $(SEEDS))))best-model.pt
