@@ -11,14 +11,17 @@ import json
 import os
 import random
 import shutil
-import tempfile
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
+from swener.atomic import atomic_path
 from swener.errors import DataError, SwenerError
+
+if TYPE_CHECKING:
+    from flair.data import Corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPORA_DIR = Path(os.environ.get("SWENER_CORPORA", REPO_ROOT / "corpora"))
@@ -154,15 +157,8 @@ def sha256_of(path: Path) -> str:
 
 def atomic_copy(source: Path, target: Path) -> None:
     """Copy a file so that `target` is either absent or complete."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def fetch(source: SourceFile, corpus: str) -> Path:
@@ -494,7 +490,7 @@ def stats(corpus: NERCorpus) -> dict:
     return out
 
 
-def to_flair(corpus: NERCorpus, max_sentences: int | None = None) -> "flair.data.Corpus":  # noqa: F821
+def to_flair(corpus: NERCorpus, max_sentences: int | None = None) -> "Corpus":
     """A flair Corpus with span labels under `ner` (optionally the first N sentences of each split)."""
     from flair.data import Corpus
 

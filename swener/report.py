@@ -12,7 +12,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from swener.atomic import atomic_path, write_text
 from swener.errors import DataError, SwenerError
 from swener.scoring import f1_from_counts
 
@@ -569,26 +569,10 @@ def _save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     try:
-        _write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight"))
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
     finally:
         plt.close(fig)
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Call write(tmp) on a temporary file next to `path`, then rename it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _finite(value):
@@ -630,6 +614,6 @@ def build(results_paths: Sequence[Path], out: Path, teacher: Path | dict | None 
              **{name: out / file for name, file in PLOTS.items()}}
     plot_tradeoff(summary, paths["tradeoff"])
     plot_effects(summary, paths["effects"])
-    _write_text(paths["results"], json.dumps(_finite(summary), indent=1, ensure_ascii=False) + "\n")
-    _write_text(paths["report"], render_markdown(summary))
+    write_text(paths["results"], json.dumps(_finite(summary), indent=1, ensure_ascii=False) + "\n")
+    write_text(paths["report"], render_markdown(summary))
     return paths

@@ -10,12 +10,12 @@ import json
 import logging
 import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 from swener import corpora, softlabels
+from swener.atomic import atomic_path, write_json
 from swener.errors import SwenerError
 
 log = logging.getLogger("swener")
@@ -99,19 +99,5 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
 
 def save_atomic(model, path: Path) -> None:
     """Save a flair model so that `path` is either the old file or the complete new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, ensure_ascii=False)
-    os.replace(tmp, path)

@@ -16,13 +16,13 @@ import io
 import json
 import os
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
+from swener.atomic import atomic_path
 from swener.errors import DataError, SwenerError
 from swener.tokenizer import split_sentences
 
@@ -35,7 +35,6 @@ LABEL = "ner"
 BOM = b"\xef\xbb\xbf"
 BINARY = "binary data (a NUL byte), not UTF-8 text; convert the file to UTF-8 text first"
 
-
 @dataclass
 class Item:
     """One sentence to tag, and where it came from."""
@@ -46,7 +45,6 @@ class Item:
     line: int  # 1-based line of its first token
     offsets: list[tuple[int, int]] | None = None  # character spans of the tokens in the input (text input)
 
-
 @dataclass
 class Entity:
     """A predicted entity: its type, token span [start, end) and confidence."""
@@ -55,7 +53,6 @@ class Entity:
     start: int
     end: int
     confidence: float
-
 
 @dataclass
 class Summary:
@@ -66,9 +63,7 @@ class Summary:
     entities: int = 0
     seconds: float = 0.0
 
-
 # --------------------------------------------------------------------------- reading
-
 
 def _cut(data: bytes) -> int:
     """Where to split an over-long line: after its last blank in the second half, else before its last character."""
@@ -79,7 +74,6 @@ def _cut(data: bytes) -> int:
     while last > len(data) - 4 and data[last] & 0xC0 == 0x80:  # UTF-8 continuation bytes
         last -= 1
     return last if data[last] >= 0xC0 else len(data)
-
 
 def read_lines(stream: BinaryIO, name: str, errors: str = "strict", max_bytes: int | None = None,
                on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[int, str]]:
@@ -121,12 +115,10 @@ def read_lines(stream: BinaryIO, name: str, errors: str = "strict", max_bytes: i
         if whole:
             number += 1
 
-
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
     """[start, end) ranges of at most `size` of n positions."""
     for start in range(0, n, size):
         yield start, min(start + size, n)
-
 
 def read_text(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> Iterator[Item]:
     """Sentences of raw text (the swener tokeniser), with character offsets into the input."""
@@ -139,14 +131,12 @@ def read_text(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> I
                            [(t.start + offset, t.end + offset) for t in part])
         offset += len(line)
 
-
 def read_tokens(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> Iterator[Item]:
     """One pre-tokenised sentence a line, tokens separated by white space."""
     for number, line in lines:
         tokens = line.split()
         for start, end in _chunks(len(tokens), max_tokens):
             yield Item(tokens[start:end], " ".join(tokens[start:end]), name, number)
-
 
 def read_conll(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> Iterator[Item]:
     """A column file: the token in the first column (tab-separated, else blank-separated), blank line between sentences."""
@@ -174,9 +164,7 @@ def read_conll(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> 
     if tokens:
         yield Item(tokens, " ".join(tokens), name, first_line)
 
-
 READERS = {"text": read_text, "tokens": read_tokens, "conll": read_conll}
-
 
 @contextmanager
 def open_input(path: str) -> Iterator[BinaryIO]:
@@ -187,7 +175,6 @@ def open_input(path: str) -> Iterator[BinaryIO]:
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as handle:
         yield handle
-
 
 def read_items(paths: Sequence[str], input_format: str = "text", errors: str = "strict",
                max_tokens: int = DEFAULT_MAX_TOKENS, on_bytes: Callable[[int], None] | None = None) -> Iterator[Item]:
@@ -205,7 +192,6 @@ def read_items(paths: Sequence[str], input_format: str = "text", errors: str = "
             except (gzip.BadGzipFile, EOFError) as err:
                 raise DataError(name, f"not a readable gzip file ({err})") from None
 
-
 def check_paths(paths: Sequence[str], out: Path | None) -> None:
     """Fail early, before the model loads, on inputs that do not exist and an output that cannot be written."""
     for path in paths:
@@ -219,9 +205,7 @@ def check_paths(paths: Sequence[str], out: Path | None) -> None:
         if not (out.parent if str(out.parent) else Path(".")).is_dir():
             raise SwenerError(f"{out.parent}: no such folder for the output file")
 
-
 # --------------------------------------------------------------------------- tagging
-
 
 def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
     """Lists of `size` items (the last one shorter)."""
@@ -233,7 +217,6 @@ def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
             batch = []
     if batch:
         yield batch
-
 
 def tag_items(tagger, items: Iterable[Item], batch_size: int = 64, chunk: int | None = None
               ) -> Iterator[tuple[Item, list[Entity]]]:
@@ -253,9 +236,7 @@ def tag_items(tagger, items: Iterable[Item], batch_size: int = 64, chunk: int | 
                 entities.append(Entity(label.value, span.tokens[0].idx - 1, span.tokens[-1].idx, float(label.score)))
             yield item, entities
 
-
 # --------------------------------------------------------------------------- writing
-
 
 def iob2(n_tokens: int, entities: Sequence[Entity]) -> list[str]:
     """IOB2 tags of a sentence's entities."""
@@ -266,11 +247,9 @@ def iob2(n_tokens: int, entities: Sequence[Entity]) -> list[str]:
             tags[i] = f"I-{entity.type}"
     return tags
 
-
 def format_conll(item: Item, entities: Sequence[Entity]) -> str:
     """token TAB tag lines (IOB2) and a blank line."""
     return "".join(f"{token}\t{tag}\n" for token, tag in zip(item.tokens, iob2(len(item.tokens), entities))) + "\n"
-
 
 def to_json(item: Item, entities: Sequence[Entity]) -> dict[str, Any]:
     """A sentence as the JSON-lines output describes it."""
@@ -292,11 +271,9 @@ def to_json(item: Item, entities: Sequence[Entity]) -> dict[str, Any]:
     data["entities"] = rows
     return data
 
-
 def format_jsonl(item: Item, entities: Sequence[Entity]) -> str:
     """One JSON object a line."""
     return json.dumps(to_json(item, entities), ensure_ascii=False) + "\n"
-
 
 def format_inline(item: Item, entities: Sequence[Entity]) -> str:
     """Tokens separated by spaces with entities in brackets: `[Anna Berg]PER bor i [Umeå]LOC .`"""
@@ -305,10 +282,8 @@ def format_inline(item: Item, entities: Sequence[Entity]) -> str:
         words[e.start:e.end] = [f"[{' '.join(words[e.start:e.end])}]{e.type}"]
     return " ".join(words) + "\n"
 
-
 FORMATTERS: dict[str, Callable[[Item, Sequence[Entity]], str]] = {
     "conll": format_conll, "jsonl": format_jsonl, "inline": format_inline}
-
 
 @contextmanager
 def atomic_output(out: Path | None) -> Iterator[IO[str]]:
@@ -321,18 +296,8 @@ def atomic_output(out: Path | None) -> Iterator[IO[str]]:
         finally:
             stdout.detach()
         return
-    fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            yield handle
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a new file's usual mode
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
+    with atomic_path(out, suffix=".part") as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        yield handle
 
 def _progress(paths: Sequence[str], enabled: bool | None):
     """A tqdm bar over input bytes when stderr is a terminal, else None."""
@@ -345,7 +310,6 @@ def _progress(paths: Sequence[str], enabled: bool | None):
     sized = all(p != "-" and not p.endswith(".gz") for p in paths)
     total = sum(os.path.getsize(p) for p in paths) if sized else None
     return tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, desc="tagging", leave=False)
-
 
 def tag_files(tagger, paths: Sequence[str], out: Path | None = None, output_format: str = "conll",
               input_format: str = "text", batch_size: int = 64, errors: str = "strict",

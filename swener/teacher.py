@@ -158,7 +158,8 @@ def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: 
     """Score the teacher like a student (scores, counts, cost) and add the soft-label cache's cost."""
     from swener.evaluate import score_model
     from swener.models import load_tagger
-    from swener.students import EVAL_CORPORA, write_json
+    from swener.atomic import write_json
+    from swener.students import EVAL_CORPORA
 
     tagger = load_tagger(str(teacher_path))
     results = {"model": str(teacher_path), "corpus": corpus_name, "max_sentences": max_sentences,

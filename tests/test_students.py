@@ -5,7 +5,7 @@ import flair
 import numpy as np
 import pytest
 
-import swener
+import swener  # noqa: F401  (registers StudentTagger for flair's loader)
 from swener import corpora, softlabels, teacher
 from swener.errors import SwenerError
 from swener.students import StudentSettings, train_student

@@ -5,8 +5,8 @@ import pytest
 import torch
 from flair.data import Sentence
 
-import swener
-from swener import corpora, crf, softlabels
+import swener  # noqa: F401  (registers StudentTagger for flair's loader)
+from swener import corpora, softlabels
 from swener.embeddings import CompactFastTextEmbeddings
 from swener.taggers import FAMILIES, StudentTagger, attach_soft_labels, build_student
 

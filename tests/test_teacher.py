@@ -1,6 +1,4 @@
 """The teacher on a tiny transformer: training, the soft-label cache, its validation."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
