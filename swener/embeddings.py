@@ -627,11 +627,11 @@ def ner_train_text(names: Sequence[str]) -> tuple[list[str], list[dict]]:
             raise SwenerError(f"{name}: has no train split to add to the embedding text")
         own = [" ".join(embedding_key(t) for t in s.tokens) for s in corpus.splits["train"] if s.tokens]
         digest = hashlib.sha256("\n".join(own).encode("utf-8")).hexdigest()
-        files = {split: f.sha256 for split, f in corpora.REGISTRY[name].files.items()} \
-            if name in corpora.REGISTRY else {}
+        source = corpora.REGISTRY.get(name)
+        train_file = source.files.get("train") if source else None
         records.append({"corpus": name, "split": "train", "sentences": len(own),
                         "tokens": sum(len(s.tokens) for s in corpus.splits["train"]),
-                        "text_sha256": digest, "file_sha256": files})
+                        "text_sha256": digest, "train_file_sha256": train_file.sha256 if train_file else None})
         lines.extend(own)
     return lines, records
 
