@@ -650,37 +650,72 @@ def _interleave(streams: list[tuple[Iterator[str], int]]) -> Iterator[str]:
         yield line
 
 
+def estimate_tokens(path: Path, probe_lines: int = 2000) -> tuple[int, int]:
+    """(lines, estimated tokens) of a raw text file: whitespace words scaled by the tokeniser's
+    tokens-per-word ratio on the first lines; much cheaper than tokenising the whole file."""
+    from swener.tokenizer import tokenize_words
+
+    lines = words = probe_words = probe_tokens = 0
+    for paragraph in _read_text_lines(path):
+        count = len(paragraph.split())
+        if count and lines < probe_lines:
+            probe_words += count
+            probe_tokens += len(tokenize_words(paragraph))
+        lines += 1
+        words += count
+    return lines, round(words * probe_tokens / max(probe_words, 1))
+
+
+def _sampled_source(source: dict, fraction: float, seed: int) -> Iterator[str]:
+    """Tokenised lines of a random `fraction` of a raw file's lines (tokenising only those)."""
+    from swener.tokenizer import tokenize_words
+
+    rng = random.Random(f"{source['sha256']}-{seed}")
+    for paragraph in _read_text_lines(Path(source["path"])):
+        if rng.random() < fraction:
+            words = [embedding_key(w) for w in tokenize_words(paragraph)]
+            if words:
+                yield " ".join(words) + "\n"
+
+
 def write_training_text(settings: TrainSettings, sources: list[dict], target: Path, cache: Path,
                         report: Callable[[str], None] = print) -> dict:
-    """Write the (sampled) raw text plus the NER training text to one token-per-space file."""
-    parts = [(source, *tokenised_source(source, cache, report)) for source in sources]
-    total_raw = sum(info["tokens"] for _, _, info in parts)
-    fraction = 1.0
-    if settings.sample is not None:
+    """Write the (sampled) raw text plus the NER training text to one token-per-space file.
+
+    The whole text is tokenised once and cached; a sample picks raw lines first and tokenises
+    only those, so a quick run does not pay for tokenising all 26 M tokens.
+    """
+    estimated = settings.sample is not None
+    if estimated:
+        sizes = [estimate_tokens(Path(source["path"])) for source in sources]
+        total_raw = sum(tokens for _, tokens in sizes)
         fraction = settings.sample if settings.sample <= 1 else min(1.0, settings.sample / max(total_raw, 1))
+        report(f"sampling {fraction:.3g} of the raw text lines (about {total_raw:,} tokens in all, estimated)")
+        streams = [(_sampled_source(source, fraction, settings.seed), max(1, round(lines * fraction)))
+                   for source, (lines, _) in zip(sources, sizes)]
+        for source, (lines, tokens) in zip(sources, sizes):
+            source.update(lines=lines, tokens_estimated=tokens)
+    else:
+        parts = [(source, *tokenised_source(source, cache, report)) for source in sources]
+        total_raw, fraction = sum(info["tokens"] for _, _, info in parts), 1.0
+        streams = [(open(path, encoding="utf-8"), info["lines"]) for _, path, info in parts]
+        for source, _, info in parts:
+            source.update(lines=info["lines"], tokens=info["tokens"])
     ner_lines, ner_records = ner_train_text(settings.ner_train)
-
-    def sampled(path: Path, sha: str) -> Iterator[str]:
-        rng = random.Random(f"{sha}-{settings.seed}")
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                if fraction >= 1.0 or rng.random() < fraction:
-                    yield line
-
-    streams = [(sampled(path, source["sha256"]), max(1, round(info["lines"] * fraction)))
-               for source, path, info in parts]
     streams.append((iter(line + "\n" for line in ner_lines), len(ner_lines)))
-    counts = [0] * len(streams)
     lines = tokens = 0
-    with open(target, "w", encoding="utf-8") as out:
-        for line in _interleave(streams):
-            out.write(line)
-            lines += 1
-            tokens += line.count(" ") + 1
-    for source, path, info in parts:
-        source.update(lines=info["lines"], tokens=info["tokens"])
-    return {"lines": lines, "tokens": tokens, "raw_text_tokens": total_raw, "sample_fraction": fraction,
-            "ner_train": ner_records}
+    try:
+        with open(target, "w", encoding="utf-8") as out:
+            for line in _interleave(streams):
+                out.write(line)
+                lines += 1
+                tokens += line.count(" ") + 1
+    finally:
+        for stream, _ in streams:
+            if hasattr(stream, "close"):
+                stream.close()
+    return {"lines": lines, "tokens": tokens, "raw_text_tokens": total_raw, "raw_text_tokens_estimated": estimated,
+            "sample_fraction": fraction, "ner_train": ner_records}
 
 
 class _EpochLog:
