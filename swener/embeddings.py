@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import struct
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from flair.embeddings import TokenEmbeddings
 from flair.embeddings.base import register_embeddings
 
 from swener import corpora
+from swener.atomic import atomic_dir, write_json
 from swener.errors import DataError, SwenerError
 
 EMBEDDINGS_DIR = Path(os.environ.get("SWENER_EMBEDDINGS", corpora.REPO_ROOT / "embeddings"))
@@ -752,10 +752,7 @@ def train(settings: TrainSettings, texts: Sequence[str | Path] | None = None, ou
     started = time.time()
     out = Path(out) if out else EMBEDDINGS_DIR / settings.name()
     sources = text_sources(texts)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as tmp:
         text_file = tmp / "train.txt"
         text_info = write_training_text(settings, sources, text_file, out.parent / ".cache", report)
         report(f"training text: {text_info['lines']:,} lines, {text_info['tokens']:,} tokens "
@@ -805,11 +802,7 @@ def train(settings: TrainSettings, texts: Sequence[str | Path] | None = None, ou
             "intrinsic": check,
             "versions": _versions(),
         }
-        _write_json(tmp / MANIFEST_FILE, manifest)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / MANIFEST_FILE, manifest)
     report(f"wrote {out} in {time.time() - started:.0f} s")
     return out
 
@@ -826,10 +819,7 @@ def import_pretrained(path: str | Path, out: str | Path | None = None, max_words
     compact.meta["name"] = out.name
     if not compact.ngram_ids.size:
         report("note: no n-gram table in this file (a .vec holds whole words only): OOV words get zero vectors")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as tmp:
         compact.save(tmp / VECTORS_FILE)
         manifest = {
             "name": out.name,
@@ -845,11 +835,7 @@ def import_pretrained(path: str | Path, out: str | Path | None = None, max_words
             "intrinsic": intrinsic_check(compact, splits=check_splits, report=report),
             "versions": _versions(),
         }
-        _write_json(tmp / MANIFEST_FILE, manifest)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / MANIFEST_FILE, manifest)
     report(f"wrote {out}")
     return out
 
@@ -951,22 +937,6 @@ def _versions() -> dict:
     import gensim
 
     return {"gensim": gensim.__version__, "flair": flair.__version__, "numpy": np.__version__}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move a finished temporary folder into place, replacing an older one."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _enable_gensim_progress() -> None:
