@@ -155,16 +155,18 @@ def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None,
 @click.option("--seed", default=1, show_default=True)
 @click.option("--max-sentences", type=int, default=None)
 @click.option("--threads", default=2, show_default=True, help="Torch threads (1 when other jobs share the cores).")
+@click.option("--oov", type=click.Choice(["subword", "zero"]), default="subword", show_default=True,
+              help="Vectors for words outside the vocabulary: mean of their n-gram vectors, or zeros.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
 def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, alpha: float,
               temperature: float, kd_target: str, hidden_size: int, epochs: int, lr: float, batch_size: int,
-              seed: int, max_sentences: int | None, threads: int, out: Path) -> None:
+              seed: int, max_sentences: int | None, threads: int, oov: str, out: Path) -> None:
     """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
     from swener.students import StudentSettings, train_student
 
     settings = StudentSettings(family=family, alpha=alpha, temperature=temperature, kd_target=kd_target,
                                hidden_size=hidden_size, epochs=epochs, learning_rate=lr, batch_size=batch_size,
-                               seed=seed, max_sentences=max_sentences, threads=threads)
+                               seed=seed, max_sentences=max_sentences, threads=threads, oov=oov)
     results = train_student(settings, corpus_name, embeddings_path, soft_dir, out)
     for name, row in results["scores"].items():
         click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")
@@ -321,6 +323,22 @@ def report_cmd(models_dir: Path, teacher_json: Path | None, out: Path, match: tu
                          command=command, samples=samples)
     for path in paths.values():
         click.echo(f"wrote {path}")
+
+
+@main.command("compare")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the table to this file.")
+def compare_cmd(results: tuple[Path, ...], out: Path | None) -> None:
+    """Mean ± sd over seeds of groups of runs (e.g. --oov subword vs zero), one row per settings folder."""
+    from swener import report
+    from swener.atomic import write_text
+
+    for path in results:
+        _existing_file(str(path), "results.json")
+    table = report.compare_table(list(results))
+    click.echo(table, nl=False)
+    if out:
+        write_text(out, table)
 
 
 # ----- tagging files, and the trained models by short name -----

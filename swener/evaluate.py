@@ -6,7 +6,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from swener import corpora
 from swener.corpora import TaggedSentence
@@ -83,12 +83,28 @@ def measure_cost(tagger, model_path: Path, sentences: list[TaggedSentence], batc
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def oov_entity_score(gold: list[list[str]], pred: list[list[str]], tokens: list[list[str]],
+                     is_known: Callable[[str], bool]) -> dict:
+    """Strict F1 on the entities (gold and predicted) that contain a word the embeddings do not know."""
+    from swener.scoring import f1_from_counts, sentence_counts
+
+    def has_oov(sentence: int, start: int, end: int) -> bool:
+        return not all(is_known(t) for t in tokens[sentence][start:end])
+
+    counts = sentence_counts(gold, pred, keep=has_oov).sum(axis=0)
+    tp, predicted, gold_n = (int(c) for c in counts)
+    return {"f1": float(f1_from_counts(counts[None])), "true_positives": tp, "predicted": predicted, "gold": gold_n}
+
+
 def score_model(tagger, model_path: Path, corpus: corpora.NERCorpus, max_sentences: int | None,
                 eval_corpora: Sequence[str]) -> dict:
     """Dev and test scores, out-of-domain test scores, per-sentence counts (for the bootstrap) and cost."""
     from swener.scoring import sentence_counts
 
     out: dict = {"scores": {}, "counts": {}}
+    is_known = getattr(tagger.embeddings, "is_known", None)
+    if is_known is not None:
+        out["oov_entities"] = {}
     test_sets = [(corpus.name, "dev", corpus), (corpus.name, "test", corpus)]
     test_sets += [(name, "test", corpora.load(name)) for name in eval_corpora if name != corpus.name]
     for name, split, data in test_sets:
@@ -99,5 +115,8 @@ def score_model(tagger, model_path: Path, corpus: corpora.NERCorpus, max_sentenc
         if split == "test":
             gold = [s.tags for s in data.splits[split][:max_sentences]]
             out["counts"][f"{name}/{split}"] = sentence_counts(gold, predicted).tolist()
+            if is_known is not None:
+                tokens = [s.tokens for s in data.splits[split][:max_sentences]]
+                out["oov_entities"][f"{name}/{split}"] = oov_entity_score(gold, predicted, tokens, is_known)
     out["cost"] = asdict(measure_cost(tagger, model_path, corpus.splits["test"][:max_sentences]))
     return out

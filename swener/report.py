@@ -44,6 +44,7 @@ class Run:
     training: dict
     embeddings: str | None = None
     soft_labels: str | None = None
+    oov_entities: dict | None = None
 
     @property
     def mode(self) -> str:
@@ -65,7 +66,7 @@ def load_run(path: Path) -> Run:
         raise DataError(path, f"not a student results file (missing {', '.join(missing) or 'settings.family/seed'})")
     counts = {name: np.asarray(rows, dtype=np.int64).reshape(-1, 3) for name, rows in data["counts"].items()}
     return Run(Path(path), data["corpus"], data["settings"], data["scores"], counts, data["cost"],
-               data.get("training", {}), data.get("embeddings"), data.get("soft_labels"))
+               data.get("training", {}), data.get("embeddings"), data.get("soft_labels"), data.get("oov_entities"))
 
 
 def find_results(models_dir: Path, match: Sequence[str] = ()) -> list[Path]:
@@ -369,6 +370,30 @@ types they do not annotate are mapped to O before scoring. Costs were measured i
 on this machine: throughput is end-to-end `predict` at batch 32 after a warm-up, latency is
 one sentence of about 20 tokens, peak memory is the peak RSS of the process that trained and
 measured the model (for the teacher: the process that scored it), size is the saved model file."""
+
+
+def compare_table(results_paths: Sequence[Path]) -> str:
+    """Mean ± sd over seeds of any groups of runs (one group per settings folder), in Markdown.
+
+    One column per test set, and F1 on the in-domain test entities that contain a word
+    outside the embedding vocabulary (e.g. to compare --oov subword with --oov zero).
+    """
+    groups: dict[Path, list[Run]] = {}
+    for path in results_paths:
+        run = load_run(path)
+        groups.setdefault(Path(path).parent.parent, []).append(run)
+    corpora_first = {r.corpus for runs in groups.values() for r in runs}
+    test_sets = _test_sets({n for runs in groups.values() for r in runs for n in r.scores}, corpora_first)
+    rows = []
+    for folder, runs in groups.items():
+        row = [f"`{folder}`", ", ".join(str(r.seed) for r in sorted(runs, key=lambda r: r.seed))]
+        row += [_mean_sd(_stats([r.scores[t]["micro_f1"] for r in runs if t in r.scores])) for t in test_sets]
+        oov = [r.oov_entities[f"{r.corpus}/test"] for r in runs if r.oov_entities and f"{r.corpus}/test" in r.oov_entities]
+        gold = sorted({o["gold"] for o in oov})
+        row.append(f"{_mean_sd(_stats([o['f1'] for o in oov]))} ({'/'.join(map(str, gold))})" if oov else "–")
+        rows.append(row)
+    header = ["runs", "seeds", *(f"{_short(t)} F1" for t in test_sets), "OOV-entity F1 (gold entities)"]
+    return "\n".join(_table(header, rows, "ll" + "r" * (len(header) - 2))) + "\n"
 
 
 def render_markdown(summary: dict) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from seqeval.metrics import classification_report
@@ -56,15 +57,23 @@ def score(gold: list[list[str]], pred: list[list[str]], types: set[str] | None =
 
 
 def entity_set(tags: list[str]) -> set[tuple[str, int, int]]:
-    """Strict IOB2 entities of one sentence as (type, start, end)."""
+    """Strict IOB2 entities of one sentence as (type, start, end), end exclusive."""
     return {(e.tag, e.start, e.end) for e in Entities([tags], IOB2).entities[0]}
 
 
-def sentence_counts(gold: list[list[str]], pred: list[list[str]]) -> np.ndarray:
-    """Per sentence: true positives, predicted entities, gold entities (shape [n, 3])."""
+def sentence_counts(gold: list[list[str]], pred: list[list[str]],
+                    keep: Callable[[int, int, int], bool] | None = None) -> np.ndarray:
+    """Per sentence: true positives, predicted entities, gold entities (shape [n, 3]).
+
+    With `keep(sentence, start, end)`, only entities it accepts count (gold and predicted alike),
+    e.g. the entities that contain a word outside the embedding vocabulary.
+    """
     rows = []
-    for g, p in zip(gold, pred):
+    for i, (g, p) in enumerate(zip(gold, pred)):
         gs, ps = entity_set(g), entity_set(p)
+        if keep is not None:
+            gs = {e for e in gs if keep(i, e[1], e[2])}
+            ps = {e for e in ps if keep(i, e[1], e[2])}
         rows.append((len(gs & ps), len(ps), len(gs)))
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 

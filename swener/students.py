@@ -38,6 +38,7 @@ class StudentSettings:
     seed: int = 1
     max_sentences: int | None = None
     threads: int = 2  # torch threads for training and for the speed measurement
+    oov: str = "subword"  # vectors of words outside the vocabulary: "subword" n-grams or "zero"
 
 
 def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str = "train") -> softlabels.SoftLabels:
@@ -61,7 +62,8 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     corpus = corpora.load(corpus_name)
     flair_corpus = corpora.to_flair(corpus, settings.max_sentences)
     card: dict = {"corpus": corpus_name, "corpus_licence": corpus.licence, "types": list(corpus.types),
-                  "family": settings.family, "embeddings": str(embeddings_path), "seed": settings.seed,
+                  "family": settings.family, "embeddings": str(embeddings_path), "oov": settings.oov,
+                  "seed": settings.seed,
                   "alpha": settings.alpha, "temperature": settings.temperature, "kd_target": settings.kd_target,
                   "teacher": None, "licences": {corpus_name: corpus.licence}}
     teacher_tags = None
@@ -74,7 +76,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         teacher_tags = soft.tags
         card["teacher"] = {"sha256": soft.header["teacher_sha256"], "path": soft.header.get("teacher_path"),
                            "soft_labels": str(soft_dir)}
-    embeddings = CompactFastTextEmbeddings(embeddings_path)
+    embeddings = CompactFastTextEmbeddings(embeddings_path, oov=settings.oov)
     student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
                             temperature=settings.temperature, kd_target=settings.kd_target,
                             hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card)

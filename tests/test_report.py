@@ -178,3 +178,43 @@ def test_cli_report(models, tmp_path):
     assert (out / "REPORT.md").is_file() and "wrote" in result.output
     empty = CliRunner().invoke(main, ["report", "--models", str(tmp_path / "none"), "--out", str(out)])
     assert empty.exit_code == 1 and "no student results" in empty.output
+
+
+def test_oov_entity_score_by_hand():
+    from swener.evaluate import oov_entity_score
+
+    tokens = [["Anna", "Xqz", "bor", "i", "Lund"], ["Ölandsbron", "var", "stängd"]]
+    gold = [["B-PER", "I-PER", "O", "O", "B-LOC"], ["B-LOC", "O", "O"]]
+    pred = [["B-PER", "O", "O", "O", "B-LOC"], ["B-LOC", "O", "O"]]
+    known = {"Anna", "bor", "i", "Lund", "var", "stängd"}.__contains__
+    # entities with an unknown word: gold "Anna Xqz" and "Ölandsbron"; predicted only "Ölandsbron"
+    result = oov_entity_score(gold, pred, tokens, known)
+    assert (result["true_positives"], result["predicted"], result["gold"]) == (1, 1, 2)
+    assert result["f1"] == pytest.approx(2 * 1 / (1 + 2))
+    # every word known: no entity counts
+    assert oov_entity_score(gold, pred, tokens, lambda t: True)["gold"] == 0
+
+
+def test_compare_table_groups_runs_by_settings_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from swener.cli import main
+
+    counts = {TEST_SETS[0]: np.array([[1, 2, 2]]), TEST_SETS[1]: np.array([[1, 1, 1]])}
+    paths = []
+    for seed, oov_f1 in ((1, 0.5), (2, 0.7)):
+        for root, value in ((tmp_path / "a", oov_f1), (tmp_path / "b", oov_f1 - 0.2)):
+            path = write_run(root, "bilstm-crf", seed, counts)
+            data = json.loads(path.read_text())
+            data["oov_entities"] = {TEST_SETS[0]: {"f1": value, "true_positives": 1, "predicted": 2, "gold": 40}}
+            path.write_text(json.dumps(data))
+            paths.append(path)
+    table = report.compare_table(paths)
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2 and "1, 2" in rows[0]
+    assert rows[0].endswith("| 60.0 ± 14.1 (40) |") and rows[1].endswith("| 40.0 ± 14.1 (40) |")
+    assert "| 50.0 ± 0.0 | 100.0 ± 0.0 |" in rows[0]  # webbnyheter2012 test (2·1/(2+2)), then uner-pud
+    out = tmp_path / "oov.md"
+    result = CliRunner().invoke(main, ["compare", *map(str, paths), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == table

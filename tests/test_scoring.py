@@ -89,3 +89,13 @@ def _ents(tags):
         if t.startswith("B-"):
             start = i
     return out
+
+
+def test_sentence_counts_keep_filters_gold_and_predicted():
+    from swener.scoring import sentence_counts
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-ORG"], ["O", "B-LOC"]]
+    assert sentence_counts(gold, pred).tolist() == [[1, 2, 2], [0, 1, 1]]
+    starts_at_zero = lambda sentence, start, end: start == 0  # noqa: E731
+    assert sentence_counts(gold, pred, keep=starts_at_zero).tolist() == [[1, 1, 1], [0, 0, 1]]

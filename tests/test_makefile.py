@@ -1,0 +1,43 @@
+"""The Makefile's dependency chain on a tiny profile: teacher, soft labels, a student family plain
+and KD, the report; then `make -q` says up to date and other settings make new paths."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from swener import corpora
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
+    emb = tmp_path / "emb-tiny"
+    emb.mkdir()
+    shutil.copy(tiny_vectors, emb / "vectors.npz")
+    (emb / "manifest.json").write_text("{}")
+    variables = [f"VENV={sys.prefix}", "QUICK=1", "MAX_SENTENCES=30", "TEACHER_EPOCHS=1", "TEACHER_BATCH=8",
+                 "STUDENT_EPOCHS=1", "SEEDS=1", "FAMILIES=cnn", "STUDENT_THREADS=1",
+                 f"BACKBONE={tiny_backbone}", f"EMB_DIR={emb}"]
+    env = {**os.environ, "SWENER_DATA": str(corpora.data_root()), "OMP_NUM_THREADS": "1"}
+
+    def make(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-f", str(ROOT / "Makefile"), *variables, *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    run = make("experiment")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for name in ("REPORT.md", "results.json", "f1_vs_throughput.png", "kd_effect.png"):
+        assert (tmp_path / "results" / name).is_file(), name
+    teacher_id = f"webbnyheter2012/{tiny_backbone.name}-fz-ep1-lr5e-5-b8-n30"
+    assert (tmp_path / "models" / "teacher" / teacher_id / "best-model.pt").is_file()
+    assert (tmp_path / "softlabels" / teacher_id / "train.npz").is_file()
+    student_set = "webbnyheter2012-emb-tiny-ep1-lr0.1-n30"
+    assert (tmp_path / "models" / "cnn" / "plain" / student_set / "seed-1" / "results.json").is_file()
+
+    assert make("-q", "experiment").returncode == 0  # everything up to date: a rerun does nothing
+
+    dry = make("-n", "experiment", "ALPHA=0.3")
+    assert dry.returncode == 0, dry.stderr
+    assert f"models/cnn/kd/{student_set}-a0.3-T2-marginals-" in dry.stdout and "--alpha 0.3" in dry.stdout
+    assert "teacher train" not in dry.stdout and "--alpha 0 " not in dry.stdout  # only the new KD run
