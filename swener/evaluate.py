@@ -55,11 +55,17 @@ class Cost:
 
 
 def count_parameters(tagger) -> tuple[int, int]:
-    """All parameters, and those outside the embedding layer (tables and transformers)."""
+    """All parameters (with fixed vector tables), and those outside the embedding tables.
+
+    Embedding tables are the fastText vectors (buffers) and every `nn.Embedding` (a
+    transformer's vocabulary and position tables); a transformer's layers count as model.
+    """
+    import torch
+
     total = sum(p.numel() for p in tagger.parameters())
-    embedding = sum(p.numel() for p in tagger.embeddings.parameters())
+    tables = sum(p.numel() for m in tagger.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
     buffers = sum(b.numel() for b in tagger.embeddings.buffers())
-    return total + buffers, total - embedding
+    return total + buffers, total - tables
 
 
 def measure_cost(tagger, model_path: Path, sentences: list[TaggedSentence], batch_size: int = 32,

@@ -82,3 +82,20 @@ def test_topk_form_keeps_the_top_tags(tmp_path):
     np.testing.assert_allclose(dense.sum(axis=1), 1.0, atol=1e-2)
     top2 = np.sort(full, axis=1)[:, -2:]
     np.testing.assert_allclose(np.sort(dense, axis=1)[:, -2:], top2, atol=1e-2)
+
+
+def test_parameters_without_embedding_tables(trained):
+    """The teacher's count without tables keeps the transformer layers, drops vocabulary/position tables."""
+    import flair
+    from swener.evaluate import count_parameters
+
+    _, best = trained
+    tagger = flair.nn.Classifier.load(best)
+    bert = tagger.embeddings.model.embeddings  # flair may add a row to the vocabulary table
+    tables = sum(table.weight.numel() for table in (bert.word_embeddings, bert.position_embeddings,
+                                                     bert.token_type_embeddings))
+    head = sum(p.numel() for name, p in tagger.named_parameters() if not name.startswith("embeddings."))
+    total, without = count_parameters(tagger)
+    transformer = sum(p.numel() for p in tagger.embeddings.model.parameters())
+    assert without == transformer - tables + head and without > head
+    assert total >= without + tables
