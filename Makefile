@@ -89,6 +89,10 @@ $(SOFT_DIR)/train.npz: $(TEACHER)
 
 soft-labels: $(SOFT_DIR)/train.npz
 
+$(SOFT_DIR)/transfer-%.npz: $(TEACHER)
+	$(BIN)/swener teacher soft-labels --teacher $(TEACHER) --corpus $(CORPUS) --text $(TRANSFER_TEXT) \
+		--max-sentences $(TRANSFER_MAX) --out $(@D)
+
 # ----- Swedish fastText embeddings: gensim on the shared raw text + the NER train split -----
 # About 10-15 minutes on 2 cores. QUICK=1 trains on a 2M-token sample. The output folder
 # carries the settings; extra options go in EMB_ARGS (then also give EMB_DIR a new name).
@@ -119,7 +123,15 @@ TEMPERATURE ?= 2
 KD_TARGET ?= marginals
 STUDENT_LR ?= 0.1
 STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR)-n$(MAX_SENTENCES)
-KD_SET := $(STUDENT_SET)-a$(ALPHA)-T$(TEMPERATURE)-$(KD_TARGET)-$(subst /,-,$(TEACHER_ID))
+# A transfer set: unlabelled Swedish text whose teacher distributions KD students also learn
+# from (hard weight 0); sweep its size with TRANSFER_SENTENCES. Its cache holds TRANSFER_MAX sentences.
+TRANSFER_TEXT ?=
+TRANSFER_SENTENCES ?= 5000
+TRANSFER_MAX ?= 20000
+TRANSFER_NAME := $(firstword $(subst ., ,$(notdir $(TRANSFER_TEXT))))
+TRANSFER_CACHE := $(if $(TRANSFER_TEXT),$(SOFT_DIR)/transfer-$(TRANSFER_NAME).npz)
+TRANSFER_OPTS := $(if $(TRANSFER_TEXT),--transfer $(TRANSFER_TEXT) --transfer-sentences $(TRANSFER_SENTENCES))
+KD_SET := $(STUDENT_SET)-a$(ALPHA)-T$(TEMPERATURE)-$(KD_TARGET)-$(subst /,-,$(TEACHER_ID))$(if $(TRANSFER_TEXT),-tr$(TRANSFER_NAME)$(TRANSFER_SENTENCES))
 plain_result = models/$(1)/plain/$(STUDENT_SET)/seed-$(2)/results.json
 kd_result = models/$(1)/kd/$(KD_SET)/seed-$(2)/results.json
 STUDENT_THREADS ?= 2
@@ -129,9 +141,9 @@ define student_rules
 $(call plain_result,$(1),$(2)): $(EMB_DIR)/manifest.json | $(BIN)/swener
 	$(BIN)/swener train --family $(1) --alpha 0 --seed $(2) $(STUDENT_OPTS) --out $$(@D)
 
-$(call kd_result,$(1),$(2)): $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz | $(BIN)/swener
+$(call kd_result,$(1),$(2)): $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz $(TRANSFER_CACHE) | $(BIN)/swener
 	$(BIN)/swener train --family $(1) --alpha $(ALPHA) --temperature $(TEMPERATURE) --kd-target $(KD_TARGET) \
-		--soft-labels $(SOFT_DIR) --seed $(2) $(STUDENT_OPTS) --out $$(@D)
+		--soft-labels $(SOFT_DIR) $(TRANSFER_OPTS) --seed $(2) $(STUDENT_OPTS) --out $$(@D)
 endef
 $(foreach f,$(FAMILIES),$(foreach s,$(sort $(SEEDS) $(OOV_SEEDS)),$(eval $(call student_rules,$(f),$(s)))))
 

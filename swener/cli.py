@@ -101,8 +101,8 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, lr: f
 @teacher.command("soft-labels")
 @click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
 @click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
-@click.option("--split", "splits", multiple=True, default=("train", "dev"), show_default=True,
-              help="Splits to write (test only when asked for).")
+@click.option("--split", "splits", multiple=True,
+              help="Splits to write (default: train and dev, unless only --text is given; test only when asked for).")
 @click.option("--text", "texts", multiple=True, type=click.Path(path_type=Path),
               help="A file of unlabelled Swedish text (.txt or .txt.gz) to write as a transfer set.")
 @click.option("--max-sentences", type=int, default=None, help="Only the first N sentences of each split/text.")
@@ -113,6 +113,7 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
     """Write the teacher's per-token log-distributions, one file per split (and per text file)."""
     from swener import teacher as teacher_lib
 
+    splits = splits or (() if texts else ("train", "dev"))
     for path in teacher_lib.write_soft_labels(_existing_file(teacher_path, "teacher model"), corpus_name,
                                               list(splits), list(texts), out, max_sentences=max_sentences, topk=topk):
         click.echo(f"wrote {path}")
@@ -157,16 +158,23 @@ def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None,
 @click.option("--threads", default=2, show_default=True, help="Torch threads (1 when other jobs share the cores).")
 @click.option("--oov", type=click.Choice(["subword", "zero"]), default="subword", show_default=True,
               help="Vectors for words outside the vocabulary: mean of their n-gram vectors, or zeros.")
+@click.option("--transfer", "transfer_text", type=click.Path(path_type=Path), default=None,
+              help="Unlabelled text also learnt from the teacher (hard weight 0); its cache must be in --soft-labels "
+                   "(`swener teacher soft-labels --text FILE`).")
+@click.option("--transfer-sentences", type=int, default=None, help="Use the transfer text's first N sentences.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
 def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, alpha: float,
               temperature: float, kd_target: str, hidden_size: int, epochs: int, lr: float, batch_size: int,
-              seed: int, max_sentences: int | None, threads: int, oov: str, out: Path) -> None:
+              seed: int, max_sentences: int | None, threads: int, oov: str, transfer_text: Path | None,
+              transfer_sentences: int | None, out: Path) -> None:
     """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
     from swener.students import StudentSettings, train_student
 
     settings = StudentSettings(family=family, alpha=alpha, temperature=temperature, kd_target=kd_target,
                                hidden_size=hidden_size, epochs=epochs, learning_rate=lr, batch_size=batch_size,
-                               seed=seed, max_sentences=max_sentences, threads=threads, oov=oov)
+                               seed=seed, max_sentences=max_sentences, threads=threads, oov=oov,
+                               transfer_text=str(transfer_text) if transfer_text else None,
+                               transfer_sentences=transfer_sentences)
     results = train_student(settings, corpus_name, embeddings_path, soft_dir, out)
     for name, row in results["scores"].items():
         click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")

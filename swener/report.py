@@ -24,7 +24,7 @@ from swener.atomic import atomic_path, write_text
 from swener.errors import DataError, SwenerError
 from swener.scoring import f1_from_counts
 
-KD_ONLY = ("alpha", "temperature", "kd_target")  # settings that mean nothing for a plain run
+KD_ONLY = ("alpha", "temperature", "kd_target", "transfer_text", "transfer_sentences")  # meaningless for plain runs
 VERDICTS = ("benefits", "hurts", "no clear effect")
 PLOTS = {"tradeoff": "f1_vs_throughput.png", "effects": "kd_effect.png"}
 

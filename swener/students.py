@@ -39,6 +39,8 @@ class StudentSettings:
     max_sentences: int | None = None
     threads: int = 2  # torch threads for training and for the speed measurement
     oov: str = "subword"  # vectors of words outside the vocabulary: "subword" n-grams or "zero"
+    transfer_text: str | None = None  # unlabelled text whose teacher distributions are also learnt (KD only)
+    transfer_sentences: int | None = None  # its first N sentences (None: all that are cached)
 
 
 def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str = "train") -> softlabels.SoftLabels:
@@ -47,6 +49,31 @@ def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str
     soft = softlabels.read(path)
     softlabels.validate(soft, path, tokens, split=split)
     return soft
+
+
+def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha256: str) -> list:
+    """Flair sentences of a transfer text with the teacher's cached distributions and hard weight 0.
+
+    The cache is `soft_dir/transfer-<name>.npz` from `swener teacher soft-labels --text`; it
+    must come from the same teacher as the train cache and match the text's tokens.
+    """
+    from flair.data import Sentence
+
+    from swener.taggers import attach_soft_labels
+    from swener.teacher import read_text_sentences, transfer_cache_name
+
+    path = soft_dir / f"{transfer_cache_name(text)}.npz"
+    soft = softlabels.read(path)
+    tokens = read_text_sentences(Path(text), soft.header["sentences"])
+    softlabels.validate(soft, path, tokens, split="transfer", teacher_sha256=teacher_sha256)
+    n = len(tokens) if sentences is None else sentences
+    if n > len(tokens):
+        raise SwenerError(f"{path}: {len(tokens)} sentences cached, {n} asked for; "
+                          "rewrite the soft labels with more --max-sentences or ask for fewer")
+    part = softlabels.SoftLabels(soft.header, soft.logp[: soft.offsets[n]], soft.offsets[: n + 1])
+    flair_sentences = [Sentence(words) for words in tokens[:n]]
+    attach_soft_labels(flair_sentences, part, hard_weight=0.0)
+    return flair_sentences
 
 
 def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: Path, soft_dir: Path | None,
@@ -76,6 +103,16 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         teacher_tags = soft.tags
         card["teacher"] = {"sha256": soft.header["teacher_sha256"], "path": soft.header.get("teacher_path"),
                            "soft_labels": str(soft_dir)}
+        if settings.transfer_text is not None:
+            from flair.data import Corpus
+
+            transfer = load_transfer(soft_dir, Path(settings.transfer_text), settings.transfer_sentences,
+                                     soft.header["teacher_sha256"])
+            flair_corpus = Corpus(train=list(flair_corpus.train) + transfer, dev=flair_corpus.dev,
+                                  test=flair_corpus.test, sample_missing_splits=False)
+            card["teacher"]["transfer"] = {"text": settings.transfer_text, "sentences": len(transfer)}
+    elif settings.transfer_text is not None:
+        raise SwenerError("a transfer set only teaches through the teacher's distributions: give --alpha > 0")
     embeddings = CompactFastTextEmbeddings(embeddings_path, oov=settings.oov)
     student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
                             temperature=settings.temperature, kd_target=settings.kd_target,
@@ -89,6 +126,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     training = json.loads((out / "training.json").read_text())
     results: dict = {"settings": asdict(settings), "corpus": corpus_name, "embeddings": str(embeddings_path),
                      "soft_labels": str(soft_dir) if soft_dir else None, "training": training,
+                     "transfer": card["teacher"].get("transfer") if card["teacher"] else None,
                      "machine": f"{platform.node()} ({os.cpu_count()} cores)"}
     results.update(score_model(tagger, best, corpus, settings.max_sentences, eval_corpora))
     tagger.card = {**card, "dev_f1": results["scores"][f"{corpus_name}/dev"]["micro_f1"],

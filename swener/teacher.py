@@ -115,6 +115,11 @@ def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[li
     return sentences
 
 
+def transfer_cache_name(text: Path) -> str:
+    """The cache file stem of a transfer text: regeringen.txt.gz -> transfer-regeringen."""
+    return f"transfer-{Path(text).name.split('.')[0]}"
+
+
 def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], texts: list[Path], out: Path,
                       max_sentences: int | None = None, topk: int | None = None, batch_size: int = 32) -> list[Path]:
     """Run the teacher once over corpus splits (and transfer texts) and cache its distributions."""
@@ -142,7 +147,7 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
             distributions.append(dist)
             if (i + 1) % 1000 == 0:
                 log.info("%s/%s: %d/%d sentences", source, split, i + 1, len(sentences))
-        name = split if split != "transfer" else f"transfer-{Path(source[5:]).name.split('.')[0]}"
+        name = split if split != "transfer" else transfer_cache_name(Path(source[5:]))
         path = softlabels.write(out / f"{name}.npz", distributions, tags=tags, tokens=tokens,
                                 teacher_sha256=teacher_sha, corpus=source, split=split, topk=topk,
                                 extra={"teacher_path": str(teacher_path), "seconds": time.perf_counter() - started,

@@ -65,3 +65,32 @@ def test_kd_student_refuses_a_cache_of_other_sentences(tmp_path, tiny_vectors):
         train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run")
     with pytest.raises(SwenerError, match="needs --soft-labels"):
         train_student(settings, "webbnyheter2012", tiny_vectors, None, tmp_path / "run")
+
+
+def test_kd_student_learns_from_a_transfer_set(tmp_path, tiny_vectors, no_teacher):
+    from swener.teacher import read_text_sentences
+
+    soft_dir = _cache(tmp_path, 40)
+    text = tmp_path / "news.txt"
+    text.write_text("Anna Berg bor i Umeå. Hon arbetar på Volvo i Göteborg.\nRegeringen möttes i Stockholm i går.\n",
+                    encoding="utf-8")
+    tokens = read_text_sentences(text)
+    tags = softlabels.canonical_tags(corpora.load("webbnyheter2012").types)
+    rng = np.random.default_rng(1)
+    dists = [np.log(rng.dirichlet(np.ones(len(tags)), size=len(words))) for words in tokens]
+    softlabels.write(soft_dir / "transfer-news.npz", dists, tags=tags, tokens=tokens, teacher_sha256="t" * 64,
+                     corpus="text:news.txt", split="transfer")
+    settings = StudentSettings(family="bilstm", alpha=0.5, epochs=1, hidden_size=8, max_sentences=40,
+                               transfer_text=str(text), transfer_sentences=2)
+    results = train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run")
+    assert len(tokens) == 3 and results["transfer"] == {"text": str(text), "sentences": 2}
+    assert results["training"]["train_sentences"] == 40 + 2
+    tagger = flair.nn.Classifier.load(tmp_path / "run" / "best-model.pt")
+    assert tagger.card["teacher"]["transfer"]["sentences"] == 2
+
+    text.write_text("En annan text.\n", encoding="utf-8")  # the cache no longer matches the text
+    with pytest.raises(SwenerError, match="transfer-news.npz"):
+        train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run2")
+    plain = StudentSettings(family="bilstm", alpha=0.0, epochs=1, max_sentences=40, transfer_text=str(text))
+    with pytest.raises(SwenerError, match="give --alpha > 0"):
+        train_student(plain, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run3")
