@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from swener import corpora
 from swener.corpora import TaggedSentence
-from swener.scoring import Score, score
+from swener.scoring import Score, f1_from_counts, score, sentence_counts
 
 
 def spans_to_iob2(sentence, n_tokens: int, label_type: str = corpora.LABEL_TYPE) -> list[str]:
@@ -92,8 +92,6 @@ def measure_cost(tagger, model_path: Path, sentences: list[TaggedSentence], batc
 def oov_entity_score(gold: list[list[str]], pred: list[list[str]], tokens: list[list[str]],
                      is_known: Callable[[str], bool]) -> dict:
     """Strict F1 on the entities (gold and predicted) that contain a word the embeddings do not know."""
-    from swener.scoring import f1_from_counts, sentence_counts
-
     def has_oov(sentence: int, start: int, end: int) -> bool:
         return not all(is_known(t) for t in tokens[sentence][start:end])
 
@@ -105,8 +103,6 @@ def oov_entity_score(gold: list[list[str]], pred: list[list[str]], tokens: list[
 def score_model(tagger, model_path: Path, corpus: corpora.NERCorpus, max_sentences: int | None,
                 eval_corpora: Sequence[str]) -> dict:
     """Dev and test scores, out-of-domain test scores, per-sentence counts (for the bootstrap) and cost."""
-    from swener.scoring import sentence_counts
-
     out: dict = {"scores": {}, "counts": {}}
     is_known = getattr(tagger.embeddings, "is_known", None)
     if is_known is not None:

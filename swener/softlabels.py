@@ -57,6 +57,10 @@ class SoftLabels:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def first(self, n: int) -> "SoftLabels":
+        """The distributions of the first n sentences (same header)."""
+        return SoftLabels(self.header, self.logp[: self.offsets[n]], self.offsets[: n + 1])
+
     def sentence(self, i: int) -> np.ndarray:
         """The [tokens, tags] log-probabilities of sentence i."""
         return self.logp[self.offsets[i]:self.offsets[i + 1]]

@@ -70,9 +70,8 @@ def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha
     if n > len(tokens):
         raise SwenerError(f"{path}: {len(tokens)} sentences cached, {n} asked for; "
                           "rewrite the soft labels with more --max-sentences or ask for fewer")
-    part = softlabels.SoftLabels(soft.header, soft.logp[: soft.offsets[n]], soft.offsets[: n + 1])
     flair_sentences = [Sentence(words) for words in tokens[:n]]
-    attach_soft_labels(flair_sentences, part, hard_weight=0.0)
+    attach_soft_labels(flair_sentences, soft.first(n), hard_weight=0.0)
     return flair_sentences
 
 
