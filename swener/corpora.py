@@ -124,7 +124,8 @@ REGISTRY: dict[str, CorpusSource] = {
 # SUC 3.0 as KBLab's sucx3_ner conversion (JSON lines with "tokens" and "ner_tags"), which
 # cannot be downloaded here: the user points SWENER_SUC3 at a folder holding
 # {train,dev,test}.jsonl. Tag names map to the paper's four types; time and measure
-# expressions are not named entities in the paper and become O.
+# expressions are not named entities in the paper and become O. Tags come prefixed (B-PRS)
+# or as bare IO types (PRS), and compound metonymy types (LOCPRS) take their first type.
 SUC_TYPE_MAP: dict[str, str | None] = {
     "person": "PER", "prs": "PER", "per": "PER", "animal": "PER", "myth": "PER",
     "place": "LOC", "loc": "LOC",
@@ -305,20 +306,72 @@ def read_uner(path: Path, types: Iterable[str], notes: list[str]) -> list[Tagged
     return sentences
 
 
-def map_suc_tag(tag: str, path: Path, line: int) -> str:
-    """Map one sucx3_ner tag (e.g. B-PRS, I-person, O) to a paper tag, or O for dropped types."""
+def resolve_suc_type(kind: str) -> tuple[str, bool] | None:
+    """The SUC_TYPE_MAP key of a type name, and whether it was a compound; None if unknown.
+
+    A compound metonymy type (LOCPRS, ORGPRS, LOCORG: a name of the first type used as the
+    second) takes the name's own type, the first of the pair: LOCPRS -> LOC.
+    """
+    key = kind.lower()
+    if key in SUC_TYPE_MAP:
+        return key, False
+    for cut in range(1, len(key)):
+        if key[:cut] in SUC_TYPE_MAP and key[cut:] in SUC_TYPE_MAP:
+            return key[:cut], True
+    return None
+
+
+def parse_suc_tag(tag: str, path: Path, line: int) -> tuple[str | None, str | None, bool]:
+    """(prefix "B"/"I", or None for a bare IO tag; SUC_TYPE_MAP key, None for O; compound?) of one tag."""
     if tag == "O":
-        return "O"
-    prefix, _, kind = tag.partition("-")
-    if prefix not in ("B", "I") or kind.lower() not in SUC_TYPE_MAP:
-        raise DataError(path, f"unknown SUC tag {tag!r} (known types: {sorted(SUC_TYPE_MAP)})", line)
-    mapped = SUC_TYPE_MAP[kind.lower()]
-    return "O" if mapped is None else f"{prefix}-{mapped}"
+        return None, None, False
+    prefix, dash, kind = tag.partition("-")
+    if not (dash and prefix in ("B", "I")):
+        prefix, kind = None, tag
+    found = resolve_suc_type(kind)
+    if found is None:
+        raise DataError(path, f"unknown SUC tag {tag!r} (expected O, a type, B-/I- and a type, or a compound of two "
+                        f"types such as LOCPRS; known types: {', '.join(sorted(SUC_TYPE_MAP))})", line)
+    return prefix, found[0], found[1]
+
+
+def suc_to_iob2(raw_tags: list[str], path: Path, line: int, seen: Counter) -> list[str]:
+    """One sentence's sucx3_ner tags (prefixed or bare IO, compounds allowed) as paper IOB2 tags.
+
+    A bare tag continues the entity of the token before when it is the same tag, else starts
+    one: a maximal run of one type is one entity. `seen` counts dropped entities ("dropped:TME"),
+    compound entities ("compound:LOCPRS") and tokens with bare tags ("bare").
+    """
+    tags, previous = [], None
+    for raw in raw_tags:
+        prefix, key, compound = parse_suc_tag(raw, path, line)
+        kind = raw if prefix is None else raw[2:]
+        if key is None:
+            tags.append("O")
+            previous = None
+            continue
+        if prefix is None:
+            seen["bare"] += 1
+            prefix = "I" if kind == previous else "B"
+        previous = kind
+        if prefix == "B" and compound:
+            seen[f"compound:{kind}"] += 1
+        mapped = SUC_TYPE_MAP[key]
+        if mapped is None:
+            seen[f"dropped:{kind}"] += prefix == "B"
+            tags.append("O")
+        else:
+            tags.append(f"{prefix}-{mapped}")
+    return tags
 
 
 def read_suc_jsonl(path: Path, notes: list[str]) -> list[TaggedSentence]:
-    """Read KBLab's sucx3_ner JSON lines (`tokens`, `ner_tags`) with the paper's type mapping."""
-    sentences, dropped, repairs = [], Counter(), 0
+    """Read KBLab's sucx3_ner JSON lines (`tokens`, `ner_tags`) with the paper's type mapping.
+
+    Tags may be prefixed (B-PRS, I-PRS) or bare IO types (PRS) as published; compound
+    metonymy types (LOCPRS ...) map to their first type.
+    """
+    sentences, seen, repairs = [], Counter(), 0
     for number, line in _lines(path):
         if not line.strip():
             continue
@@ -329,18 +382,20 @@ def read_suc_jsonl(path: Path, notes: list[str]) -> list[TaggedSentence]:
             raise DataError(path, "expected a JSON object with lists 'tokens' and 'ner_tags'", number) from None
         if len(tokens) != len(raw_tags):
             raise DataError(path, f"{len(tokens)} tokens but {len(raw_tags)} tags", number)
-        tags = []
-        for raw in raw_tags:
-            tag = map_suc_tag(str(raw), path, number)
-            if tag == "O" and raw != "O" and str(raw).startswith("B-"):
-                dropped[str(raw)[2:]] += 1
-            tags.append(tag)
-        tags, fixed = repair_iob2(tags)
+        tags, fixed = repair_iob2(suc_to_iob2([str(raw) for raw in raw_tags], path, number, seen))
         repairs += fixed
         sentences.append(TaggedSentence(tokens, tags))
+    dropped = {k.split(":", 1)[1]: v for k, v in sorted(seen.items()) if k.startswith("dropped:") and v}
+    compounds = {k.split(":", 1)[1]: v for k, v in sorted(seen.items()) if k.startswith("compound:")}
     if dropped:
         notes.append("dropped entity types (not in the paper's PER/LOC/ORG/MISC): "
-                     + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+                     + ", ".join(f"{k} {v}" for k, v in dropped.items()))
+    if compounds:
+        notes.append("compound (metonymy) types mapped to their first type, the name's own: "
+                     + ", ".join(f"{k} {v}" for k, v in compounds.items()))
+    if seen["bare"]:
+        notes.append(f"{seen['bare']} tokens with bare IO tags: each maximal run of one tag is one entity; "
+                     "two adjacent entities of one type cannot be told apart")
     if repairs:
         notes.append(f"{repairs} entities started with I- and were repaired to B-")
     return sentences

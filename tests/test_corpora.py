@@ -132,3 +132,54 @@ def test_to_flair_spans(webbnyheter):
         got = [(s.get_label("ner").value, s.tokens[0].idx - 1, s.tokens[-1].idx)
                for s in sentence.get_spans("ner")]
         assert got == corpora.spans(tagged.tags)
+
+
+def test_suc_reader_takes_bare_io_tags_and_compound_types(tmp_path):
+    """The published sucx3_ner style: bare IO types, TME/MSR/WRK/EVN/OBJ, compound metonymy types."""
+    rows = [
+        {"tokens": ["Anna", "Berg", "bor", "i", "Umeå", "sedan", "i", "går", "."],
+         "ner_tags": ["PRS", "PRS", "O", "O", "LOC", "O", "TME", "TME", "O"]},
+        {"tokens": ["Sverige", "slog", "Norge", "i", "VM", "med", "3", "mål"],
+         "ner_tags": ["LOCPRS", "O", "LOCORG", "O", "EVN", "O", "MSR", "MSR"]},
+        {"tokens": ["Volvo", "Göteborg", "läste", "Röda", "rummet", "på", "en", "iPhone"],
+         "ner_tags": ["ORGPRS", "LOC", "O", "WRK", "WRK", "O", "O", "OBJ"]},
+        {"tokens": ["Stockholm", "Uppsala", "och", "Lund"], "ner_tags": ["LOC", "LOC", "O", "B-LOCPRS"]},
+    ]
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    suc = corpora.load_suc3(tmp_path)
+    first, second, third, fourth = suc.splits["train"]
+    assert first.tags == ["B-PER", "I-PER", "O", "O", "B-LOC", "O", "O", "O", "O"]
+    assert second.tags == ["B-LOC", "O", "B-LOC", "O", "B-MISC", "O", "O", "O"]
+    assert third.tags == ["B-ORG", "B-LOC", "O", "B-MISC", "I-MISC", "O", "O", "B-MISC"]
+    # a maximal run of one bare type is one entity (as for Webbnyheter 2012)
+    assert fourth.tags == ["B-LOC", "I-LOC", "O", "B-LOC"]
+    notes = " | ".join(suc.notes["train"])
+    assert "TME 1" in notes and "MSR 1" in notes
+    assert "LOCPRS 2" in notes and "LOCORG 1" in notes and "ORGPRS 1" in notes
+    assert "maximal run of one tag is one entity" in notes
+    stats = corpora.stats(suc)["splits"]["train"]
+    assert stats["entities_per_type"] == {"LOC": 6, "MISC": 3, "ORG": 1, "PER": 1}
+
+    (tmp_path / "dev.jsonl").write_text(json.dumps({"tokens": ["a", "b"], "ner_tags": ["O", "LOCFOO"]}) + "\n",
+                                        encoding="utf-8")
+    with pytest.raises(DataError, match=r"dev.jsonl:1: unknown SUC tag 'LOCFOO'"):
+        corpora.load_suc3(tmp_path)
+
+
+def test_suc_stats_on_the_command_line_is_one_line_for_an_unknown_tag(tmp_path):
+    from click.testing import CliRunner
+
+    from swener.cli import main
+
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.jsonl").write_text(json.dumps({"tokens": ["Umeå", "i", "maj"],
+                                                             "ner_tags": ["LOC", "O", "TME"]}) + "\n",
+                                                 encoding="utf-8")
+    ok = CliRunner().invoke(main, ["corpus", "stats", "suc3", "--json"], env={"SWENER_SUC3": str(tmp_path)})
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["splits"]["test"]["entities"] == 1
+    (tmp_path / "train.jsonl").write_text(json.dumps({"tokens": ["x"], "ner_tags": ["XYZ"]}) + "\n", encoding="utf-8")
+    bad = CliRunner().invoke(main, ["corpus", "stats", "suc3"], env={"SWENER_SUC3": str(tmp_path)})
+    assert bad.exit_code == 1 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith(f"error: {tmp_path / 'train.jsonl'}:1: unknown SUC tag 'XYZ'")
