@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -59,6 +61,8 @@ class SoftLabels:
 
     def first(self, n: int) -> "SoftLabels":
         """The distributions of the first n sentences (same header)."""
+        if not 0 <= n <= len(self):
+            raise ValueError(f"{n} sentences asked for, {len(self)} cached")
         return SoftLabels(self.header, self.logp[: self.offsets[n]], self.offsets[: n + 1])
 
     def sentence(self, i: int) -> np.ndarray:
@@ -96,23 +100,127 @@ def write(path: Path, distributions: Sequence[np.ndarray], *, tags: Sequence[str
     return path
 
 
+REWRITE = "delete it and write it again (`swener teacher soft-labels`, or `make soft-labels`)"
+LOGSUMEXP_TOLERANCE = 0.03  # a row's probabilities must sum to 1 within about 3 % (float16 storage, top-k spread)
+
+
 def read(path: Path) -> SoftLabels:
-    """Read a cache file; a missing or damaged file is a DataError."""
+    """Read a cache file and check its structure and content; any fault is a DataError naming the file.
+
+    Checked: the arrays are there with integer offsets and float distributions of the right
+    shapes; the offsets start at 0, never decrease and end at the row count, which is the
+    header's token count; every value is finite or -inf; every row is a log-distribution.
+    """
+    path = Path(path)
     if not path.is_file():
         raise DataError(path, "no soft-label file here; run `swener teacher soft-labels` (or `make soft-labels`)")
     try:
         with np.load(path, allow_pickle=False) as data:
+            names = set(data.files)
+            missing = sorted({"header", "offsets"} - names)
+            if missing:
+                raise DataError(path, f"not a swener soft-label file (no {', '.join(missing)} array); {REWRITE}")
             header = json.loads(bytes(data["header"]).decode("utf-8"))
+            _check_header(header, path)
             offsets = data["offsets"]
             if header.get("topk"):
-                logp = _expand_topk(data["topk_idx"], data["topk_logp"], len(header["tags"]))
+                index, top = _arrays(data, path, "topk_idx", "topk_logp")
+                logp = _expand_topk(_checked_topk(index, top, len(header["tags"]), path), top, len(header["tags"]))
             else:
-                logp = data["logp"]
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(path, f"not a swener soft-label file ({err}); delete it and write it again") from None
-    if header.get("format") != FORMAT_VERSION:
-        raise DataError(path, f"format {header.get('format')} but this swener reads {FORMAT_VERSION}; rewrite it")
+                (logp,) = _arrays(data, path, "logp")
+    except DataError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        reason = "an empty file" if path.stat().st_size == 0 else f"{type(err).__name__}: {err}"
+        raise DataError(path, f"damaged or not a swener soft-label file ({reason}); {REWRITE}") from None
+    _check_offsets(offsets, header, path)
+    _check_rows(logp, offsets, len(header["tags"]), path)
     return SoftLabels(header, logp, offsets)
+
+
+def _arrays(data, path: Path, *names: str) -> list[np.ndarray]:
+    """The named arrays of an open .npz, each one a DataError if absent."""
+    missing = [name for name in names if name not in data.files]
+    if missing:
+        raise DataError(path, f"the {', '.join(missing)} array is missing; {REWRITE}")
+    return [data[name] for name in names]
+
+
+def _check_header(header, path: Path) -> None:
+    """The JSON header: this format, a list of distinct tag names, integer counts."""
+    if not isinstance(header, dict):
+        raise DataError(path, f"the header is not a JSON object; {REWRITE}")
+    if header.get("format") != FORMAT_VERSION:
+        raise DataError(path, f"format {header.get('format')} but this swener reads {FORMAT_VERSION}; {REWRITE}")
+    tags = header.get("tags")
+    if not isinstance(tags, list) or not tags or not all(isinstance(t, str) for t in tags) \
+            or len(set(tags)) != len(tags):
+        raise DataError(path, f"the header's tag list is not a list of distinct tag names ({tags!r}); {REWRITE}")
+    for key in ("sentences", "tokens"):
+        if not isinstance(header.get(key), int) or isinstance(header.get(key), bool) or header[key] < 0:
+            raise DataError(path, f"the header's {key} count is {header.get(key)!r}, not a count; {REWRITE}")
+    for key in ("split", "tokens_sha256", "teacher_sha256"):
+        if not isinstance(header.get(key), str):
+            raise DataError(path, f"the header has no {key}; {REWRITE}")
+
+
+def _checked_topk(index: np.ndarray, top: np.ndarray, n_tags: int, path: Path) -> np.ndarray:
+    """The top-k tag indices, checked against the top-k values and the tag list."""
+    if index.ndim != 2 or index.shape != top.shape or not np.issubdtype(index.dtype, np.integer):
+        raise DataError(path, f"top-k arrays of shapes {index.shape} ({index.dtype}) and {top.shape}, expected "
+                        f"integer indices and values of one shape [tokens, k]; {REWRITE}")
+    if index.size and (index.min() < 0 or index.max() >= n_tags):
+        raise DataError(path, f"top-k tag indices outside 0..{n_tags - 1}; {REWRITE}")
+    if not np.issubdtype(top.dtype, np.floating) or not np.all(np.isfinite(top) | (top == -np.inf)):
+        raise DataError(path, f"top-k values that are not finite log-probabilities; {REWRITE}")
+    return index
+
+
+def _check_offsets(offsets: np.ndarray, header: dict, path: Path) -> None:
+    """Offsets [sentences + 1] of integers: from 0, never decreasing, ending at the header's token count."""
+    if offsets.ndim != 1 or not np.issubdtype(offsets.dtype, np.integer):
+        raise DataError(path, f"offsets of shape {offsets.shape} and type {offsets.dtype}, expected one row of "
+                        f"integers; {REWRITE}")
+    if len(offsets) != header["sentences"] + 1:
+        raise DataError(path, f"{len(offsets)} offsets for {header['sentences']} sentences (expected "
+                        f"{header['sentences'] + 1}); {REWRITE}")
+    if offsets[0] != 0:
+        raise DataError(path, f"the offsets start at {offsets[0]}, not 0; {REWRITE}")
+    falling = np.flatnonzero(np.diff(offsets) < 0)
+    if len(falling):
+        raise DataError(path, f"the offsets decrease at sentence {falling[0]}; {REWRITE}")
+    if offsets[-1] != header["tokens"]:
+        raise DataError(path, f"the offsets end at {offsets[-1]} tokens, the header says {header['tokens']}; "
+                        f"{REWRITE}")
+
+
+def _check_rows(logp: np.ndarray, offsets: np.ndarray, n_tags: int, path: Path) -> None:
+    """[tokens, tags] floats, one row per token, every row a log-distribution (values finite or -inf)."""
+    if logp.ndim != 2 or not np.issubdtype(logp.dtype, np.floating) or logp.shape[1] != n_tags:
+        raise DataError(path, f"distributions of shape {logp.shape} and type {logp.dtype}, expected floats "
+                        f"[tokens, {n_tags} tags]; {REWRITE}")
+    if len(logp) != offsets[-1]:
+        raise DataError(path, f"{len(logp)} rows of distributions but the offsets count {offsets[-1]} tokens; "
+                        f"{REWRITE}")
+    values = logp.astype(np.float32)
+    bad = ~(np.isfinite(values) | (values == -np.inf))
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise DataError(path, f"{_where(row, offsets)} holds {values[row][bad[row]][0]} (NaN or +inf); {REWRITE}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        peak = values.max(axis=1, initial=-np.inf, keepdims=True)
+        total = np.log(np.exp(values - np.where(np.isfinite(peak), peak, 0)).sum(axis=1)) + peak[:, 0]
+    off = np.flatnonzero(~(np.abs(total) <= LOGSUMEXP_TOLERANCE))
+    if len(off):
+        row = int(off[0])
+        raise DataError(path, f"{_where(row, offsets)} is not a log-distribution (its probabilities sum to "
+                        f"{np.exp(total[row]):.4g}, expected 1); {len(off)} such rows; {REWRITE}")
+
+
+def _where(row: int, offsets: np.ndarray) -> str:
+    """'sentence i, token j' of a row of the cache."""
+    sentence = int(np.searchsorted(offsets, row, side="right") - 1)
+    return f"sentence {sentence}, token {row - int(offsets[sentence])}"
 
 
 def _expand_topk(index: np.ndarray, top: np.ndarray, n_tags: int) -> np.ndarray:
@@ -125,19 +233,45 @@ def _expand_topk(index: np.ndarray, top: np.ndarray, n_tags: int) -> np.ndarray:
 
 
 def validate(soft: SoftLabels, path: Path, tokens: Sequence[Sequence[str]], *, split: str | None = None,
-             teacher_sha256: str | None = None, allow_test: bool = False) -> None:
-    """Refuse a cache that does not belong to these sentences (or to this split, teacher, use)."""
+             teacher_sha256: str | None = None, allow_test: bool = False,
+             types: Iterable[str] | None = None) -> None:
+    """Refuse a cache that does not belong to these sentences (or to this split, teacher, use, tag set).
+
+    `types`: the student's entity types; the cache's tags must then be exactly their canonical tags.
+    """
     header = soft.header
     if header["split"] == "test" and not allow_test:
-        raise SwenerError(f"{path}: this cache holds the test split; students never train on test data")
+        raise SwenerError(f"{path}: this cache holds the test split; students never train on test data: "
+                          "write the train split's cache (`swener teacher soft-labels --split train`)")
     if split is not None and header["split"] != split:
-        raise SwenerError(f"{path}: cache of split {header['split']!r}, expected {split!r}")
+        raise SwenerError(f"{path}: cache of split {header['split']!r}, expected {split!r}; write the "
+                          f"{split} split's cache there (`swener teacher soft-labels`)")
     if header["sentences"] != len(tokens):
         raise SwenerError(f"{path}: {header['sentences']} sentences in the cache, {len(tokens)} in the corpus; "
                           "the corpus changed: rewrite the soft labels")
     if header["tokens_sha256"] != token_checksum(tokens):
         raise SwenerError(f"{path}: the token sequences differ from the corpus's; rewrite the soft labels")
+    rows = np.diff(soft.offsets)
+    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+    differ = np.flatnonzero(rows != lengths)
+    if len(differ):
+        i = int(differ[0])
+        raise DataError(path, f"sentence {i} has {rows[i]} rows of distributions for its {lengths[i]} tokens; "
+                        f"{REWRITE}")
     if teacher_sha256 is not None and header["teacher_sha256"] != teacher_sha256:
         raise SwenerError(f"{path}: written by another teacher ({header['teacher_sha256'][:12]}); rewrite it")
     if header.get("scheme") != SCHEME:
         raise SwenerError(f"{path}: tag scheme {header.get('scheme')!r}, expected {SCHEME}")
+    if types is not None:
+        _check_tags(soft.tags, canonical_tags(types), path)
+
+
+def _check_tags(tags: Sequence[str], expected: Sequence[str], path: Path) -> None:
+    """The cache's tag names must be the student's: none unknown, none missing."""
+    unknown = [t for t in tags if t not in expected]
+    missing = [t for t in expected if t not in tags]
+    if unknown or missing:
+        parts = ([f"tags the student does not know: {', '.join(unknown)}"] if unknown else []) + \
+                ([f"student tags it lacks: {', '.join(missing)}"] if missing else [])
+        raise DataError(path, f"{'; '.join(parts)}; the cache was written for another tag set: write it again "
+                        "from a teacher of this corpus (`swener teacher soft-labels`)")

@@ -2,7 +2,8 @@
 
 Writes into the output folder `best-model.pt` (with its model card) and `results.json`:
 the settings, dev and test scores, out-of-domain scores, per-sentence counts for the
-bootstrap, and the model's cost measured on this machine.
+bootstrap, and the model's cost measured on this machine. Both are written in the run's
+`.partial` folder, which replaces the output folder only when both are complete.
 """
 from __future__ import annotations
 
@@ -43,15 +44,30 @@ class StudentSettings:
     transfer_sentences: int | None = None  # its first N sentences (None: all that are cached)
 
 
-def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str = "train") -> softlabels.SoftLabels:
-    """Read and validate a split's cached teacher distributions against the student's corpus."""
+def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str = "train", *,
+                     needed: int | None = None, types: Sequence[str] | None = None) -> softlabels.SoftLabels:
+    """Read and validate a split's cached teacher distributions against the student's corpus.
+
+    `tokens` are the split's sentences (all of them); the cache must hold their first
+    sentences (a cache of a slice covers the slice). `needed`: the student uses only the first
+    N sentences, so a longer cache is cut to them. `types`: the student's entity types.
+    """
     path = soft_dir / f"{split}.npz"
     soft = softlabels.read(path)
-    softlabels.validate(soft, path, tokens, split=split)
-    return soft
+    needed = len(tokens) if needed is None else min(needed, len(tokens))
+    cached = soft.header["sentences"]
+    if cached < needed:
+        raise SwenerError(f"{path}: {cached} sentences cached, the student trains on {needed}; rewrite the soft "
+                          "labels with --max-sentences of at least that (or train on fewer)")
+    if cached > len(tokens):
+        raise SwenerError(f"{path}: {cached} sentences in the cache, {len(tokens)} in the corpus; "
+                          "the corpus changed: rewrite the soft labels")
+    softlabels.validate(soft, path, tokens[:cached], split=split, types=types)
+    return soft.first(needed)
 
 
-def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha256: str) -> list:
+def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha256: str,
+                  types: Sequence[str] | None = None) -> list:
     """Flair sentences of a transfer text with the teacher's cached distributions and hard weight 0.
 
     The cache is `soft_dir/transfer-<name>.npz` from `swener teacher soft-labels --text`; it
@@ -65,7 +81,7 @@ def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha
     path = soft_dir / f"{transfer_cache_name(text)}.npz"
     soft = softlabels.read(path)
     tokens = read_text_sentences(Path(text), soft.header["sentences"])
-    softlabels.validate(soft, path, tokens, split="transfer", teacher_sha256=teacher_sha256)
+    softlabels.validate(soft, path, tokens, split="transfer", teacher_sha256=teacher_sha256, types=types)
     n = len(tokens) if sentences is None else sentences
     if n > len(tokens):
         raise SwenerError(f"{path}: {len(tokens)} sentences cached, {n} asked for; "
@@ -96,8 +112,8 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     if settings.alpha > 0:
         if soft_dir is None:
             raise SwenerError("a KD student (alpha > 0) needs --soft-labels DIR; use --alpha 0 for plain training")
-        tokens = [s.tokens for s in corpus.splits["train"][:settings.max_sentences]]
-        soft = load_soft_labels(soft_dir, tokens)
+        tokens = [s.tokens for s in corpus.splits["train"]]
+        soft = load_soft_labels(soft_dir, tokens, needed=settings.max_sentences, types=corpus.types)
         attach_soft_labels(list(flair_corpus.train), soft)
         teacher_tags = soft.tags
         card["teacher"] = {"sha256": soft.header["teacher_sha256"], "path": soft.header.get("teacher_path"),
@@ -106,33 +122,41 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
             from flair.data import Corpus
 
             transfer = load_transfer(soft_dir, Path(settings.transfer_text), settings.transfer_sentences,
-                                     soft.header["teacher_sha256"])
+                                     soft.header["teacher_sha256"], corpus.types)
             flair_corpus = Corpus(train=list(flair_corpus.train) + transfer, dev=flair_corpus.dev,
                                   test=flair_corpus.test, sample_missing_splits=False)
             card["teacher"]["transfer"] = {"text": settings.transfer_text, "sentences": len(transfer)}
     elif settings.transfer_text is not None:
         raise SwenerError("a transfer set only teaches through the teacher's distributions: give --alpha > 0")
     embeddings = CompactFastTextEmbeddings(embeddings_path, oov=settings.oov)
-    student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
-                            temperature=settings.temperature, kd_target=settings.kd_target,
-                            hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card)
-    best = fit(student, flair_corpus, out, TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
-                                                         batch_size=settings.batch_size, seed=settings.seed,
-                                                         max_sentences=settings.max_sentences,
-                                                         threads=settings.threads))
-    tagger = flair.nn.Classifier.load(best)
-    assert isinstance(tagger, StudentTagger)
-    training = json.loads((out / "training.json").read_text())
+    try:
+        student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
+                                temperature=settings.temperature, kd_target=settings.kd_target,
+                                hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card)
+    except ValueError as err:  # the cache's tags do not fit this student (validate checks them first)
+        raise SwenerError(f"{soft_dir}: {err}; write the soft labels again for this corpus") from None
     results: dict = {"settings": asdict(settings), "corpus": corpus_name, "embeddings": str(embeddings_path),
-                     "soft_labels": str(soft_dir) if soft_dir else None, "training": training,
+                     "soft_labels": str(soft_dir) if soft_dir else None,
                      "transfer": card["teacher"].get("transfer") if card["teacher"] else None,
                      "machine": f"{platform.node()} ({os.cpu_count()} cores)"}
-    results.update(score_model(tagger, best, corpus, settings.max_sentences, eval_corpora))
-    tagger.card = {**card, "dev_f1": results["scores"][f"{corpus_name}/dev"]["micro_f1"],
-                   "test_f1": results["scores"][f"{corpus_name}/test"]["micro_f1"]}
-    save_atomic(tagger, best)
-    results["cost"]["size_bytes"] = best.stat().st_size
-    write_json(out / "results.json", results)
+
+    def score(partial: Path) -> None:
+        """Score the trained model in its partial folder and write results.json there, before the swap."""
+        best = partial / "best-model.pt"
+        tagger = flair.nn.Classifier.load(best)
+        assert isinstance(tagger, StudentTagger)
+        results["training"] = json.loads((partial / "training.json").read_text())
+        results.update(score_model(tagger, best, corpus, settings.max_sentences, eval_corpora))
+        tagger.card = {**card, "dev_f1": results["scores"][f"{corpus_name}/dev"]["micro_f1"],
+                       "test_f1": results["scores"][f"{corpus_name}/test"]["micro_f1"]}
+        save_atomic(tagger, best)
+        results["cost"]["size_bytes"] = best.stat().st_size
+        write_json(partial / "results.json", results)
+
+    fit(student, flair_corpus, out, TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
+                                                  batch_size=settings.batch_size, seed=settings.seed,
+                                                  max_sentences=settings.max_sentences, threads=settings.threads),
+        finish=score)
     return results
 
 

@@ -15,7 +15,9 @@ import gzip
 import io
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -204,6 +206,33 @@ def check_paths(paths: Sequence[str], out: Path | None) -> None:
             raise SwenerError(f"{out}: is a folder; -o takes a file name")
         if not (out.parent if str(out.parent) else Path(".")).is_dir():
             raise SwenerError(f"{out.parent}: no such folder for the output file")
+        for path in paths:
+            if path != "-" and _same_file(path, out):
+                raise SwenerError(f"{out}: the output file is also an input ({path}); tagging would replace "
+                                  "the input: write the output to another file")
+
+def _same_file(path: str | Path, out: Path) -> bool:
+    """Whether two paths name one file (also through symbolic or hard links)."""
+    try:
+        return os.path.samefile(path, out)
+    except OSError:  # `out` does not exist (yet): it cannot be an input
+        return False
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While the block runs, SIGTERM unwinds like Ctrl-C (exit status 143), so temporary files are removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 # --------------------------------------------------------------------------- tagging
 
@@ -220,7 +249,14 @@ def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 def tag_items(tagger, items: Iterable[Item], batch_size: int = 64, chunk: int | None = None
               ) -> Iterator[tuple[Item, list[Entity]]]:
-    """Each item with its predicted entities, tagging `chunk` sentences per call (sorted by length inside)."""
+    """Each item with its predicted entities, tagging `chunk` sentences per call (sorted by length inside).
+
+    A tagger with `tag_tokens` (swener's students and exported taggers) is called on the
+    token strings; any other Flair tagger through `predict` on Flair sentences.
+    """
+    if hasattr(tagger, "tag_tokens"):
+        yield from _tag_items_lean(tagger, items, batch_size, chunk)
+        return
     from flair.data import Sentence
 
     for group in _batches(items, chunk or max(16 * batch_size, 256)):
@@ -235,6 +271,16 @@ def tag_items(tagger, items: Iterable[Item], batch_size: int = 64, chunk: int | 
                 label = span.get_label(LABEL)
                 entities.append(Entity(label.value, span.tokens[0].idx - 1, span.tokens[-1].idx, float(label.score)))
             yield item, entities
+
+def _tag_items_lean(tagger, items: Iterable[Item], batch_size: int, chunk: int | None
+                    ) -> Iterator[tuple[Item, list[Entity]]]:
+    """`tag_items` for a tagger with `tag_tokens` (BIOES tags and confidences of token lists)."""
+    from swener.decoding import bioes_spans
+
+    for group in _batches(items, chunk or max(16 * batch_size, 256)):
+        tagged = tagger.tag_tokens([[t[:MAX_TOKEN_CHARS] for t in item.tokens] for item in group], batch_size)
+        for item, (tags, scores) in zip(group, tagged):
+            yield item, [Entity(kind, start, end, score) for start, end, kind, score in bioes_spans(tags, scores)]
 
 # --------------------------------------------------------------------------- writing
 
@@ -327,7 +373,7 @@ def tag_files(tagger, paths: Sequence[str], out: Path | None = None, output_form
     bar = _progress(paths, progress)
     try:
         items = read_items(paths, input_format, errors, max_tokens, on_bytes=bar.update if bar else None)
-        with atomic_output(out) as handle:
+        with sigterm_unwinds(), atomic_output(out) as handle:
             pending = 0
             for item, entities in tag_items(tagger, items, batch_size, chunk=1 if interactive else None):
                 handle.write(formatter(item, entities))

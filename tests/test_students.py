@@ -58,13 +58,21 @@ def test_kd_student_trains_without_running_the_teacher(tmp_path, tiny_vectors, n
     assert tagger.card["test_f1"] == results["scores"]["webbnyheter2012/test"]["micro_f1"]
 
 
-def test_kd_student_refuses_a_cache_of_other_sentences(tmp_path, tiny_vectors):
+def test_kd_student_uses_the_first_sentences_of_a_longer_cache(tmp_path, tiny_vectors, no_teacher):
     soft_dir = _cache(tmp_path, 40)
     settings = StudentSettings(family="bilstm", alpha=0.5, epochs=1, hidden_size=8, max_sentences=30)
-    with pytest.raises(SwenerError, match="40 sentences in the cache, 30 in the corpus"):
+    results = train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run", eval_corpora=())
+    assert results["training"]["train_sentences"] == 30 and (tmp_path / "run" / "results.json").is_file()
+
+
+def test_kd_student_refuses_a_cache_shorter_than_its_sentences(tmp_path, tiny_vectors):
+    soft_dir = _cache(tmp_path, 20)
+    settings = StudentSettings(family="bilstm", alpha=0.5, epochs=1, hidden_size=8, max_sentences=30)
+    with pytest.raises(SwenerError, match="20 sentences cached, the student trains on 30"):
         train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run")
     with pytest.raises(SwenerError, match="needs --soft-labels"):
         train_student(settings, "webbnyheter2012", tiny_vectors, None, tmp_path / "run")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
 
 
 def test_kd_student_learns_from_a_transfer_set(tmp_path, tiny_vectors, no_teacher):
