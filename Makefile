@@ -153,7 +153,7 @@ STUDENT_RESULTS := $(foreach f,$(FAMILIES),$(call family_results,$(f)))
 # `make FAMILY` trains that family plain and with KD and writes its scores and costs under results/
 define family_rules
 results/$(PROFILE)/$(STUDENT_SET)/$(1)/REPORT.md: $(call family_results,$(1))
-	$(BIN)/swener report --out $$(@D) $$(foreach r,$$^,--result $$(r))
+	$(BIN)/swener report --profile $(PROFILE) --out $$(@D) $$(foreach r,$$^,--result $$(r))
 $(1): results/$(PROFILE)/$(STUDENT_SET)/$(1)/REPORT.md
 endef
 $(foreach f,$(FAMILIES),$(eval $(call family_rules,$(f))))
@@ -177,14 +177,18 @@ oov-study: results/$(PROFILE)/$(STUDENT_SET)/oov.md
 # ----- the teacher's scores and costs, and the report -----
 TEACHER_JSON := $(dir $(TEACHER))teacher.json
 REPORT_DIR := results/$(PROFILE)/$(KD_SET)
+# The latest report of a profile is copied to LATEST_DIR: results/ for the full profile (the
+# README's headline), results/quick/ for QUICK=1, which so never replaces a full run's report.
+LATEST_DIR := $(if $(filter quick,$(PROFILE)),results/quick,results)
 
 $(TEACHER_JSON): $(TEACHER) $(SOFT_DIR)/train.npz
 	$(BIN)/swener teacher evaluate --teacher $(TEACHER) --corpus $(CORPUS) --soft-labels $(SOFT_DIR) \
 		$(MAXS_OPT) --out $@
 
 $(REPORT_DIR)/REPORT.md: $(STUDENT_RESULTS) $(TEACHER_JSON)
-	$(BIN)/swener report --teacher $(TEACHER_JSON) --out $(@D) $(foreach r,$(STUDENT_RESULTS),--result $(r))
-	mkdir -p results && cp $(@D)/REPORT.md $(@D)/results.json $(@D)/*.png results/
+	$(BIN)/swener report --profile $(PROFILE) --teacher $(TEACHER_JSON) --out $(@D) \
+		$(foreach r,$(STUDENT_RESULTS),--result $(r))
+	mkdir -p $(LATEST_DIR) && cp $(@D)/REPORT.md $(@D)/results.json $(@D)/*.png $(LATEST_DIR)/
 
 .PHONY: experiment report
 report: $(REPORT_DIR)/REPORT.md

@@ -316,8 +316,10 @@ def embeddings_train(pretrained: Path | None, model: str, dim: int, epochs: int,
 @click.option("--samples", default=2000, show_default=True, help="Bootstrap draws per KD effect.")
 @click.option("--result", "results", multiple=True, type=click.Path(path_type=Path),
               help="A results.json to include (repeatable); replaces the search of --models.")
+@click.option("--profile", type=click.Choice(["quick", "full"]), default=None,
+              help="The profile that made the runs, shown at the top (default: quick if they used a slice).")
 def report_cmd(models_dir: Path, teacher_json: Path | None, out: Path, match: tuple[str, ...], samples: int,
-               results: tuple[Path, ...]) -> None:
+               results: tuple[Path, ...], profile: str | None) -> None:
     """Tables, KD effects with bootstrap intervals, costs and plots: REPORT.md, results.json, PNGs."""
     import shlex
 
@@ -328,7 +330,7 @@ def report_cmd(models_dir: Path, teacher_json: Path | None, out: Path, match: tu
         _existing_file(str(path), "results.json")
     paths = report.build(list(results) or report.find_results(models_dir, match), out,
                          teacher=_existing_file(str(teacher_json), "teacher.json") if teacher_json else None,
-                         command=command, samples=samples)
+                         command=command, samples=samples, profile=profile)
     for path in paths.values():
         click.echo(f"wrote {path}")
 

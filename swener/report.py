@@ -251,23 +251,74 @@ def _f1_block(runs: dict[int, Run], test_set: str) -> dict | None:
 
 
 def _mean_of(runs: Iterable[Run], section: str, key: str) -> float | None:
-    values = [float(getattr(r, section)[key]) for r in runs if getattr(r, section).get(key) is not None]
+    values = _values(runs, section, key)
     return float(np.mean(values)) if values else None
 
 
+def _values(runs: Iterable[Run], section: str, key: str) -> list[float]:
+    return [float(getattr(r, section)[key]) for r in runs if getattr(r, section).get(key) is not None]
+
+
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+MEASURED = ("tokens_per_second", "latency_ms", "peak_rss_mb")  # vary with the load on the cores
+
+
 def _cost(comparison: Comparison) -> dict:
-    """Inference cost (mean over all runs: plain and KD share the architecture) and training time per epoch."""
+    """Inference cost and training time per epoch: medians over the runs, with their range in `spread`.
+
+    Plain and KD runs share the architecture, so inference costs pool all of a family's runs;
+    measurements taken while other jobs share the cores vary a lot, so no single run is shown.
+    """
     runs = [*comparison.plain.values(), *comparison.kd.values()]
-    out: dict = {k: _mean_of(runs, "cost", k) for k in ("parameters", "parameters_without_embeddings",
-                                                           "size_bytes", "tokens_per_second", "latency_ms",
-                                                           "peak_rss_mb")}
+    out: dict = {k: _mean_of(runs, "cost", k) for k in ("parameters", "parameters_without_embeddings", "size_bytes")}
+    spread: dict = {}
+
+    def put(name: str, values: list[float]) -> None:
+        out[name] = _median(values)
+        spread[name] = {"low": min(values), "high": max(values), "n": len(values)} if values else None
+
+    for key in MEASURED:
+        put(key, _values(runs, "cost", key))
     for mode in ("plain", "kd"):
-        out[f"{mode}_tokens_per_second"] = _mean_of(comparison.runs(mode).values(), "cost", "tokens_per_second")
-        out[f"{mode}_epoch_seconds"] = _mean_of(comparison.runs(mode).values(), "training", "epoch_seconds")
-        out[f"{mode}_train_seconds"] = _mean_of(comparison.runs(mode).values(), "training", "train_seconds")
+        mode_runs = list(comparison.runs(mode).values())
+        put(f"{mode}_tokens_per_second", _values(mode_runs, "cost", "tokens_per_second"))
+        put(f"{mode}_epoch_seconds", _values(mode_runs, "training", "epoch_seconds"))
+        put(f"{mode}_train_seconds", _values(mode_runs, "training", "train_seconds"))
     plain_s, kd_s = out["plain_epoch_seconds"], out["kd_epoch_seconds"]
     out["kd_epoch_ratio"] = kd_s / plain_s if plain_s and kd_s else None
+    out["spread"] = spread
     return out
+
+
+def refusal(teacher_f1: float | None, plain: dict | None, kd: dict | None) -> str | None:
+    """Why no verdict may be printed for one family on one test set (None: a verdict may be given).
+
+    A comparison is degenerate when the teacher scores 0, when plain and KD students both
+    score 0, or when the teacher is not better than the plain student (it has nothing to teach).
+    """
+    if teacher_f1 is not None and teacher_f1 <= 0:
+        return "the teacher scores 0"
+    if plain and kd and plain.get("mean") == 0 and kd.get("mean") == 0:
+        return "plain and KD both score 0"
+    if teacher_f1 is not None and plain and plain.get("mean") is not None and teacher_f1 <= plain["mean"]:
+        return f"the teacher ({100 * teacher_f1:.1f}) is not better than the plain student ({100 * plain['mean']:.1f})"
+    return None
+
+
+def _refuse_degenerate(families: list[dict], teacher: dict | None) -> None:
+    """Replace the verdict of every degenerate comparison by the reason (the interval's verdict is kept aside)."""
+    for entry in families:
+        for test_set, effect in entry["kd_effect"].items():
+            score = teacher["f1"].get(test_set) if teacher else None
+            reason = refusal(score["micro_f1"] if score else None, entry["f1"]["plain"].get(test_set),
+                             entry["f1"]["kd"].get(test_set))
+            effect["interval_verdict"] = effect["verdict"]
+            effect["refused"] = reason
+            if reason:
+                effect["verdict"] = None
 
 
 def summarize(comparisons: list[Comparison], teacher: dict | None = None, samples: int = 2000,
@@ -304,8 +355,33 @@ def summarize(comparisons: list[Comparison], teacher: dict | None = None, sample
             rng = np.random.default_rng([seed, zlib.crc32(f"{c.label}|{test_set}".encode())])
             entry["kd_effect"][test_set] = kd_effect(plain, kd, samples, confidence, rng).as_dict()
         families.append(entry)
+    teacher_summary = _teacher_summary(teacher, test_sets) if teacher else None
+    _refuse_degenerate(families, teacher_summary)
     return {"test_sets": test_sets, "bootstrap": {"samples": samples, "confidence": confidence, "seed": seed},
-            "teacher": _teacher_summary(teacher, test_sets) if teacher else None, "families": families}
+            "teacher": teacher_summary, "families": families, "settings": _settings(families, teacher_summary)}
+
+
+def _settings(families: list[dict], teacher: dict | None) -> dict:
+    """The settings of the report's runs: each one's values across families (one value when shared)."""
+    values: dict[str, set] = {}
+    for entry in families:
+        rows = {"corpus": entry["corpus"], **entry["settings"], **(entry["kd_settings"] or {}),
+                "seeds": " ".join(map(str, sorted(set(entry["seeds"]["plain"]) | set(entry["seeds"]["kd"]))))}
+        for key, value in rows.items():
+            if key not in ("family", "threads"):
+                values.setdefault(key, set()).add(json.dumps(value))
+    out = {key: [json.loads(v) for v in sorted(found)] for key, found in values.items()}
+    out = {key: found[0] if len(found) == 1 else found for key, found in out.items()}
+    if teacher:
+        training = teacher.get("training") or {}
+        out["teacher"] = {"model": teacher.get("model"), **{k: training[k] for k in ("epochs", "learning_rate",
+                          "batch_size", "max_sentences") if k in training}}
+    return out
+
+
+def infer_profile(summary: dict) -> str:
+    """'quick' when the runs trained on a slice of the corpus, else 'full'."""
+    return "full" if summary["settings"].get("max_sentences") is None else "quick"
 
 
 def _teacher_summary(teacher: dict, test_sets: list[str]) -> dict:
@@ -363,11 +439,14 @@ the mean over seeds of F1(KD) − F1(plain), in points; its {confidence:.0f} % i
 two-level bootstrap ({samples} draws) that resamples the seeds (keeping each plain/KD pair
 together) and then the test sentences (the same sentences for both members of a pair), so
 it covers both training noise and the choice of test sentences. The verdict is "benefits"
-when the whole interval lies above 0, "hurts" when below, "no clear effect" otherwise. With
+when the whole interval lies above 0, "hurts" when below, "no clear effect" otherwise; there is
+no verdict when the teacher scores 0, when both plain and KD score 0, or when the teacher is
+not better than the plain student (the reason is printed instead). With
 few seeds the interval is wide and mostly reflects sentence sampling: read "no clear
 effect" as "not shown", not as "no effect". uner-pud and uner-talbanken are out of domain;
 types they do not annotate are mapped to O before scoring. Costs were measured in this run
-on this machine: throughput is end-to-end `predict` at batch 32 after a warm-up, latency is
+on this machine (students: medians over runs, with their range): throughput is end-to-end
+`predict` at batch 32 after a warm-up, latency is
 one sentence of about 20 tokens, peak memory is the peak RSS of the process that trained and
 measured the model (for the teacher: the process that scored it), size is the saved model file."""
 
@@ -404,6 +483,7 @@ def render_markdown(summary: dict) -> str:
     lines = ["# swener: knowledge distillation for Swedish NER", "",
              f"Generated {summary.get('generated', '?')} on {machine.get('node', '?')} "
              f"({machine.get('cores', '?')} cores, {machine.get('platform', '?')}) by `{summary.get('command', '?')}`.",
+             "", *_profile_lines(summary),
              "", "## How to read this", "", HOW_TO_READ.format(samples=summary["bootstrap"]["samples"],
                                                      confidence=100 * summary["bootstrap"]["confidence"]), ""]
 
@@ -417,9 +497,15 @@ def render_markdown(summary: dict) -> str:
                 continue
             rows.append([f["label"], _short(t), _mean_sd(f["f1"]["plain"][t]), _mean_sd(f["f1"]["kd"][t]),
                          _signed(effect["delta"]), f"[{_signed(effect['low'])}, {_signed(effect['high'])}]",
-                         str(effect["seeds"]), str(effect["sentences"]), f"**{effect['verdict']}**"])
+                         str(effect["seeds"]), str(effect["sentences"]), _verdict_cell(effect)])
     lines += _table(["family", "test set", "F1 plain", "F1 KD", "ΔF1", f"{level} CI", "seeds", "sentences", "verdict"],
                     rows, "llrrrrrrl") if rows else ["No family has paired plain and KD runs yet."]
+    refused = sum(1 for f in families for e in f["kd_effect"].values() if e.get("refused"))
+    if refused:
+        lines += ["", f"{refused} comparison(s) get no verdict: {REFUSAL_RULE}"]
+    if teacher is None and rows:
+        lines += ["", "No teacher results were given (`--teacher`), so the verdicts were not checked against the "
+                      "teacher's scores (a teacher at 0, or no better than the plain student, gives no verdict)."]
     lines += ["", f"![KD effect per family]({PLOTS['effects']})", ""]
 
     lines += ["## F1 per family (mean ± sd over seeds)", ""]
@@ -461,13 +547,15 @@ def render_markdown(summary: dict) -> str:
                      _number(training.get("epoch_seconds"), "{:,.0f}"), "–", "–"])
     for f in families:
         cost = f["cost"]
+        spread = cost.get("spread", {})
         rows.append([f["label"], _number(cost["parameters_without_embeddings"]), _number(cost["parameters"]),
-                     _number(cost["size_bytes"], "{:,.1f}", 1e-6), _number(cost["tokens_per_second"]),
-                     _number(cost["latency_ms"], "{:.1f}"), _number(cost["peak_rss_mb"]),
-                     _number(cost["plain_epoch_seconds"], "{:,.1f}"), _number(cost["kd_epoch_seconds"], "{:,.1f}"),
-                     _number(cost["kd_epoch_ratio"], "{:.2f}")])
+                     _number(cost["size_bytes"], "{:,.1f}", 1e-6),
+                     _spread(cost, spread, "tokens_per_second", "{:,.0f}"), _spread(cost, spread, "latency_ms", "{:.1f}"),
+                     _spread(cost, spread, "peak_rss_mb", "{:,.0f}"), _spread(cost, spread, "plain_epoch_seconds", "{:,.1f}"),
+                     _spread(cost, spread, "kd_epoch_seconds", "{:,.1f}"), _number(cost["kd_epoch_ratio"], "{:.2f}")])
     lines += _table(["model", "parameters w/o embeddings", "parameters", "size (MB)", "tokens/s", "latency (ms)",
                      "peak memory (MB)", "s/epoch plain", "s/epoch KD", "KD/plain"], rows)
+    lines += ["", COST_NOTE]
     soft = teacher.get("soft_labels") if teacher else None
     if soft:
         tokens = f" for {soft['tokens']:,} tokens" if soft.get("tokens") else ""
@@ -489,6 +577,50 @@ def render_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+REFUSAL_RULE = ("no verdict is printed when the teacher scores 0 on the test set, when plain and KD both score 0, "
+                "or when the teacher is not better than the plain student: such a comparison says nothing about "
+                "distillation. results.json keeps the interval's verdict as `interval_verdict`.")
+
+COST_NOTE = ("Students' costs are medians over the family's runs (plain and KD share the architecture; the "
+             "epoch times per mode), with their range and the number of runs in brackets: they were measured "
+             "inside the training processes, on cores that other jobs may have shared, so single runs of one "
+             "architecture differ a lot; read them as rough. KD/plain is the ratio of the median epoch times.")
+
+
+def _verdict_cell(effect: dict) -> str:
+    if effect.get("refused"):
+        return f"no verdict: {effect['refused']}"
+    return f"**{effect['verdict']}**"
+
+
+def _spread(cost: dict, spread: dict, key: str, fmt: str) -> str:
+    """A median with its range over n runs: `1,234 (1,100–1,500, n=6)`; the value alone for one run."""
+    value, where = cost.get(key), spread.get(key)
+    if value is None:
+        return "–"
+    if not where or where["n"] < 2:
+        return fmt.format(value) + (" (n=1)" if where else "")
+    return f"{fmt.format(value)} ({fmt.format(where['low'])}–{fmt.format(where['high'])}, n={where['n']})"
+
+
+def _profile_lines(summary: dict) -> list[str]:
+    """The profile and the settings that made the report, for its top."""
+    profile = summary.get("profile", "?")
+    lines = [f"**Profile: {profile}**" + (
+        " (`make experiment QUICK=1`: a slice of the corpus and few epochs; its numbers check that the chain "
+        "runs, they are not findings)" if profile == "quick" else "")]
+    settings = summary.get("settings", {})
+    for key, value in settings.items():
+        if key == "teacher":
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif key == "max_sentences" and value is None:
+            value = "all"
+        elif value is None:
+            continue
+        lines.append(f"- {key}: {value}")
+    return ["## Profile and settings", "", lines[0], "", *lines[1:]]
+
+
 def _colors(n: int) -> list:
     import matplotlib
 
@@ -497,7 +629,8 @@ def _colors(n: int) -> list:
 
 
 def plot_tradeoff(summary: dict, path: Path) -> None:
-    """F1 (in-domain test) against throughput: teacher, every student run, an arrow plain -> KD per family."""
+    """F1 (in-domain test) against throughput: teacher, and per family one throughput (the median over all its
+    runs, a bar for their range) with its plain and KD F1 (mean, and each seed), an arrow plain -> KD."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -507,19 +640,25 @@ def plot_tradeoff(summary: dict, path: Path) -> None:
     handles = []
     families = summary["families"]
     for f, color in zip(families, _colors(len(families))):
+        speed, where = f["cost"].get("tokens_per_second"), f["cost"].get("spread", {}).get("tokens_per_second")
+        if speed is None:
+            continue
         means = {}
         for mode, fill in (("plain", "none"), ("kd", color)):
             block = f["f1"][mode][test_set]
-            speed = f["cost"][f"{mode}_tokens_per_second"]
-            if not block or speed is None:
+            if not block:
                 continue
-            points = [(run["tokens_per_second"], 100 * run["f1"][test_set]) for run in f["per_seed"][mode].values()
-                      if run["tokens_per_second"] and test_set in run["f1"]]
-            ax.scatter(*zip(*points), s=14, facecolors=fill, edgecolors=color, alpha=0.45, linewidths=0.8, zorder=2)
+            seeds = [100 * run["f1"][test_set] for run in f["per_seed"][mode].values() if test_set in run["f1"]]
+            ax.scatter([speed] * len(seeds), seeds, s=14, facecolors=fill, edgecolors=color, alpha=0.45,
+                       linewidths=0.8, zorder=2)
             ax.scatter([speed], [100 * block["mean"]], s=80, facecolors=fill, edgecolors=color, linewidths=1.8,
                        zorder=3)
             means[mode] = (speed, 100 * block["mean"])
-        if "plain" in means and "kd" in means:
+        if where and where["n"] > 1 and means:
+            y = float(np.mean([m[1] for m in means.values()]))
+            ax.errorbar([speed], [y], xerr=[[speed - where["low"]], [where["high"] - speed]], fmt="none",
+                        ecolor=color, elinewidth=1, capsize=3, alpha=0.6, zorder=1)
+        if "plain" in means and "kd" in means and means["plain"] != means["kd"]:
             ax.annotate("", xy=means["kd"], xytext=means["plain"], zorder=4,
                         arrowprops=dict(arrowstyle="-|>", color=color, lw=1.5, shrinkA=5, shrinkB=5))
         handles.append(Line2D([], [], color=color, marker="o", linestyle="-", label=f["label"]))
@@ -531,7 +670,9 @@ def plot_tradeoff(summary: dict, path: Path) -> None:
     handles += [Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="", label="plain (mean)"),
                 Line2D([], [], color="grey", marker="o", linestyle="", label="KD (mean)"),
                 Line2D([], [], color="grey", marker="o", markersize=4, alpha=0.5, linestyle="",
-                       label="one seed")]
+                       label="one seed"),
+                Line2D([], [], color="grey", marker="|", markersize=10, linestyle="-", alpha=0.6,
+                       label="throughput range over runs")]
     ax.set_xscale("log")
     ax.margins(x=0.15, y=0.1)
     low, high = ax.get_xlim()
@@ -540,16 +681,17 @@ def plot_tradeoff(summary: dict, path: Path) -> None:
         ax.set_xlim(centre / math.sqrt(30), centre * math.sqrt(30))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("CPU throughput (tokens/s, log scale)")
+    ax.set_xlabel("CPU throughput (tokens/s, log scale; students: median over all runs of the architecture)")
     ax.set_ylabel(f"F1 on {_short(test_set)} test (%)")
-    ax.set_title("Accuracy against speed: arrows go from plain to KD")
+    ax.set_title(f"Accuracy against speed ({summary.get('profile', '?')} profile): arrows go from plain to KD")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     _save_figure(fig, path)
 
 
 def plot_effects(summary: dict, path: Path) -> None:
-    """The KD effect (ΔF1 with its interval) per family, one panel per test set."""
+    """The KD effect (ΔF1 with its interval) per family, one panel per test set, with seeds and sentences;
+    a comparison without a verdict (degenerate) is drawn hollow and says so."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -562,7 +704,7 @@ def plot_effects(summary: dict, path: Path) -> None:
         ax.axis("off")
         _save_figure(fig, path)
         return
-    fig, axes = plt.subplots(1, len(test_sets), figsize=(3.6 * len(test_sets) + 2, 1.2 + 0.55 * len(families)),
+    fig, axes = plt.subplots(1, len(test_sets), figsize=(3.8 * len(test_sets) + 2, 1.4 + 0.6 * len(families)),
                              sharey=True, squeeze=False, layout="constrained")
     positions = np.arange(len(families))[::-1]
     # one symmetric x range for all panels, so that effects compare across test sets
@@ -570,23 +712,34 @@ def plot_effects(summary: dict, path: Path) -> None:
     span = 1.15 * span if span > 0 else 1.0
     in_domain = {f["corpus"] for f in summary["families"]}
     for ax, test_set in zip(axes[0], test_sets):
+        sentences = sorted({f["kd_effect"][test_set]["sentences"] for f in families if test_set in f["kd_effect"]})
         for y, f in zip(positions, families):
             effect = f["kd_effect"].get(test_set)
             if effect is None:
                 continue
             d, lo, hi = (100 * effect[k] for k in ("delta", "low", "high"))
-            ax.errorbar([d], [y], xerr=[[d - lo], [hi - d]], fmt="o", color=colors[effect["verdict"]], capsize=4,
-                        markersize=6, lw=1.6)
+            refused = bool(effect.get("refused"))
+            color = "lightgray" if refused else colors[effect["verdict"]]
+            ax.errorbar([d], [y], xerr=[[d - lo], [hi - d]], fmt="o", color=color, capsize=4, markersize=6, lw=1.6,
+                        markerfacecolor="white" if refused else color)
+            note = f"{effect['seeds']} seed{'s' if effect['seeds'] != 1 else ''}" + (
+                f"; no verdict: {effect['refused']}" if refused else "")
+            ax.annotate(note, (1, y), xycoords=("axes fraction", "data"), xytext=(-3, 7), textcoords="offset points",
+                        ha="right", fontsize=7, color="dimgray")
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(_short(test_set) + (" (in domain)" if _short(test_set) in in_domain else ""))
+        ax.set_title(_short(test_set) + (" (in domain)" if _short(test_set) in in_domain else "")
+                     + f"\n{'/'.join(map(str, sentences))} test sentences", fontsize=10)
         ax.set_xlabel("ΔF1 KD − plain (points)")
         ax.grid(True, axis="x", alpha=0.3)
-        ax.set_ylim(-0.7, len(families) - 0.3)
+        ax.set_ylim(-0.7, len(families) - 0.2)
         ax.set_xlim(-span, span)
     axes[0][0].set_yticks(positions, [f["label"] for f in families])
     handles = [Line2D([], [], color=c, marker="o", label=v) for v, c in colors.items()]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
-    fig.suptitle(f"KD effect with {100 * summary['bootstrap']['confidence']:.0f} % bootstrap interval")
+    handles.append(Line2D([], [], color="lightgray", marker="o", markerfacecolor="white",
+                          label="no verdict (degenerate comparison)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
+    fig.suptitle(f"KD effect with {100 * summary['bootstrap']['confidence']:.0f} % bootstrap interval "
+                 f"({summary.get('profile', '?')} profile)")
     _save_figure(fig, path)
 
 
@@ -623,15 +776,21 @@ def load_teacher(path: Path) -> dict:
 
 
 def build(results_paths: Sequence[Path], out: Path, teacher: Path | dict | None = None, command: str = "",
-          samples: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict[str, Path]:
-    """Write REPORT.md, results.json and the two plots into `out`; returns their paths."""
+          samples: int = 2000, confidence: float = 0.95, seed: int = 0, profile: str | None = None) -> dict[str, Path]:
+    """Write REPORT.md, results.json and the two plots into `out`; returns their paths.
+
+    `profile`: "quick" or "full", written at the top of both; None infers it from the runs
+    (a slice of the corpus is the quick profile).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     teacher_data = load_teacher(teacher) if isinstance(teacher, (str, Path)) else teacher
     summary = summarize(collect(results_paths), teacher_data, samples, confidence, seed)
     now = datetime.now().astimezone()
-    summary = {"generated": now.isoformat(timespec="seconds"),
+    if profile not in (None, "quick", "full"):
+        raise SwenerError(f"profile {profile!r}: expected quick or full")
+    summary = {"profile": profile or infer_profile(summary), "generated": now.isoformat(timespec="seconds"),
                "machine": {"node": platform.node(), "cores": os.cpu_count(), "platform": platform.platform()},
                "command": command, **summary}
     out = Path(out)

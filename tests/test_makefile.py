@@ -1,5 +1,6 @@
 """The Makefile's dependency chain on a tiny profile: teacher, soft labels, a student family plain
 and KD, the report; then `make -q` says up to date and other settings make new paths."""
+import json
 import os
 import shutil
 import subprocess
@@ -25,10 +26,17 @@ def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
         return subprocess.run(["make", "-f", str(ROOT / "Makefile"), *variables, *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
 
+    full_report = tmp_path / "results" / "REPORT.md"  # a full run's headline report: a quick run never replaces it
+    full_report.parent.mkdir()
+    full_report.write_text("# the full run's report\n")
     run = make("experiment")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for name in ("REPORT.md", "results.json", "f1_vs_throughput.png", "kd_effect.png"):
-        assert (tmp_path / "results" / name).is_file(), name
+        assert (tmp_path / "results" / "quick" / name).is_file(), name
+    assert full_report.read_text() == "# the full run's report\n"
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["REPORT.md", "quick"]
+    assert "**Profile: quick**" in (tmp_path / "results" / "quick" / "REPORT.md").read_text()
+    assert json.loads((tmp_path / "results" / "quick" / "results.json").read_text())["profile"] == "quick"
     teacher_id = f"webbnyheter2012/{tiny_backbone.name}-fz-ep1-lr5e-5-b8-n30"
     assert (tmp_path / "models" / "teacher" / teacher_id / "best-model.pt").is_file()
     assert (tmp_path / "softlabels" / teacher_id / "train.npz").is_file()

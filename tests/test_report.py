@@ -218,3 +218,81 @@ def test_compare_table_groups_runs_by_settings_folder(tmp_path):
     result = CliRunner().invoke(main, ["compare", *map(str, paths), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_text() == table
+
+
+def _zero_counts(n: int) -> np.ndarray:
+    """Per-sentence counts of a tagger that finds nothing: tp 0, predicted 0, gold 1."""
+    return np.tile([0, 0, 1], (n, 1))
+
+
+def test_report_states_its_profile_and_settings(models, tmp_path):
+    paths = report.build(report.find_results(models), tmp_path / "q", teacher=teacher_json(tmp_path / "t.json"),
+                         samples=100)
+    text = paths["report"].read_text()
+    summary = json.loads(paths["results"].read_text())
+    # the runs trained on a slice (max_sentences 100): the quick profile, said before anything else
+    assert summary["profile"] == "quick" and text.index("**Profile: quick**") < text.index("## How to read this")
+    assert "- max_sentences: 100" in text and "- seeds: 1 2 3" in text and "- epochs: 3" in text
+    assert "- alpha: 0.5" in text and "- teacher: model=models/teacher/best-model.pt" in text
+    assert summary["settings"]["corpus"] == CORPUS and summary["settings"]["learning_rate"] == 0.1
+    full = report.build(report.find_results(models), tmp_path / "f", samples=100, profile="full")
+    assert json.loads(full["results"].read_text())["profile"] == "full"
+    assert "**Profile: full**" in full["report"].read_text()
+    with pytest.raises(SwenerError, match="expected quick or full"):
+        report.build(report.find_results(models), tmp_path / "x", samples=100, profile="fast")
+
+
+def test_no_verdict_for_degenerate_comparisons(tmp_path):
+    """A teacher at 0, both arms at 0, or a teacher no better than the plain student: the reason, not a verdict."""
+    rng = np.random.default_rng(5)
+    root = tmp_path / "models"
+    for seed in (1, 2):
+        good = {t: fake_counts(rng, 60, 0.6) for t in TEST_SETS}
+        better = {t: fake_counts(rng, 60, 0.95) for t in TEST_SETS}
+        zero = {t: _zero_counts(60) for t in TEST_SETS}
+        write_run(root, "cnn", seed, zero)  # both arms of the CNN score 0
+        write_run(root, "cnn", seed, zero, alpha=0.5)
+        write_run(root, "bilstm", seed, better)  # the plain BiLSTM beats the teacher
+        write_run(root, "bilstm", seed, good, alpha=0.5)
+        write_run(root, "bilstm-crf", seed, {t: fake_counts(rng, 60, 0.3) for t in TEST_SETS})
+        write_run(root, "bilstm-crf", seed, good, alpha=0.5)
+    counts = {TEST_SETS[0]: fake_counts(rng, 60, 0.8), TEST_SETS[1]: _zero_counts(60),
+              TEST_SETS[2]: fake_counts(rng, 60, 0.8)}
+    scores = {t: {"micro_f1": float(f1_from_counts(c)), "per_type": {}} for t, c in counts.items()}
+    teacher = {"model": "t.pt", "scores": scores, "counts": {k: v.tolist() for k, v in counts.items()},
+               "cost": {}, "training": {}}
+    paths = report.build(report.find_results(root), tmp_path / "out", teacher=teacher, samples=200)
+    summary = json.loads(paths["results"].read_text())
+    effects = {f["family"]: f["kd_effect"] for f in summary["families"]}
+    in_domain, pud = TEST_SETS[0], TEST_SETS[1]
+    assert effects["cnn"][in_domain]["refused"] == "plain and KD both score 0"
+    assert effects["cnn"][in_domain]["verdict"] is None
+    assert effects["cnn"][in_domain]["interval_verdict"] == "no clear effect"  # the zero-width interval at 0
+    assert effects["bilstm"][in_domain]["refused"].startswith("the teacher (")
+    assert "is not better than the plain student" in effects["bilstm"][in_domain]["refused"]
+    assert all(effects[f][pud]["refused"] == "the teacher scores 0" for f in effects)
+    assert effects["bilstm-crf"][in_domain]["refused"] is None
+    assert effects["bilstm-crf"][in_domain]["verdict"] == "benefits"
+    text = paths["report"].read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| cnn | ")]
+    assert rows and all("no verdict: " in row and "**" not in row for row in rows[:3])
+    assert "get no verdict: no verdict is printed when the teacher scores 0" in text
+    assert f"| bilstm-crf | {CORPUS} |" in text and "**benefits**" in text
+
+
+def test_costs_are_medians_with_their_range(tmp_path):
+    counts = {TEST_SETS[0]: np.array([[1, 1, 1]])}
+    for seed, speed in ((1, 1000.0), (2, 30000.0), (3, 5000.0)):  # noisy measurements of one architecture
+        write_run(tmp_path, "cnn", seed, counts, tokens_per_second=speed)
+        write_run(tmp_path, "cnn", seed, counts, alpha=0.5, tokens_per_second=speed * 1.1, epoch_seconds=12.0)
+    cost = report.summarize(report.collect(report.find_results(tmp_path)), samples=50)["families"][0]["cost"]
+    speeds = sorted(s * (1 + 0.02 * seed) * k for seed, s in ((1, 1000.0), (2, 30000.0), (3, 5000.0))
+                    for k in (1.0, 1.1))
+    assert cost["tokens_per_second"] == pytest.approx(np.median(speeds))
+    assert cost["spread"]["tokens_per_second"] == {"low": pytest.approx(speeds[0]), "high": pytest.approx(speeds[-1]),
+                                                   "n": 6}
+    assert cost["kd_epoch_ratio"] == pytest.approx(1.2)
+    text = report.render_markdown({**report.summarize(report.collect(report.find_results(tmp_path)), samples=50),
+                                   "profile": "quick"})
+    assert f"{np.median(speeds):,.0f} ({speeds[0]:,.0f}–{speeds[-1]:,.0f}, n=6)" in text
+    assert "medians over the family's runs" in text
