@@ -105,6 +105,8 @@ def student_entries(family: str, kind: str, root: Path | None = None) -> list[Mo
     entries = []
     for results_path in sorted(base.glob("*/seed-*/results.json")) if base.is_dir() else []:
         model = results_path.parent / "best-model.pt"
+        if not results_path.parent.name[5:].isdigit():  # seed-N.partial, seed-N.old: a run being swapped in
+            continue
         results = _read_json(results_path)
         if results is None or not model.is_file():
             continue
@@ -127,6 +129,8 @@ def teacher_entries(root: Path | None = None) -> list[ModelEntry]:
     entries = []
     for training_path in sorted(base.glob("*/*/training.json")) if base.is_dir() else []:
         model = training_path.parent / "best-model.pt"
+        if training_path.parent.suffix in (".partial", ".old"):  # a run being trained or swapped in
+            continue
         training = _read_json(training_path)
         if training is None or not model.is_file():
             continue

@@ -72,7 +72,8 @@ def load_run(path: Path) -> Run:
 def find_results(models_dir: Path, match: Sequence[str] = ()) -> list[Path]:
     """Student results under models/<family>/<mode>/<settings>/seed-N/, whose path contains every `match`."""
     found = sorted(Path(models_dir).glob("*/*/*/seed-*/results.json"))
-    return [p for p in found if p.parts[-5] != "teacher" and all(m in str(p) for m in match)]
+    return [p for p in found if p.parts[-5] != "teacher" and p.parent.name[5:].isdigit()  # not seed-N.partial/.old
+            and all(m in str(p) for m in match)]
 
 
 @dataclass

@@ -400,3 +400,30 @@ def test_a_killed_rerun_leaves_the_old_run_or_the_new_one(tmp_path, tiny_vectors
     results = _run(tiny_vectors, out, seed=2)  # a run that is not killed replaces the old one
     assert _state(out, old) == "new" and results["settings"]["seed"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_runs_being_swapped_in_are_never_picked(tmp_path, student):
+    """A killed run's `seed-N.partial` (already scored) and `seed-N.old` are no model for `swener models`/`report`."""
+    from swener import models, report
+
+    def fake(folder: Path, seed: int, dev: float) -> None:
+        folder.mkdir(parents=True)
+        (folder / "best-model.pt").symlink_to(student)
+        (folder / "results.json").write_text(json.dumps({
+            "settings": {"family": "cnn", "alpha": 0.0, "seed": seed, "max_sentences": None},
+            "corpus": "webbnyheter2012", "scores": {"webbnyheter2012/dev": {"micro_f1": dev},
+                                                    "webbnyheter2012/test": {"micro_f1": dev}},
+            "counts": {}, "cost": {}}))
+
+    run = tmp_path / "cnn" / "plain" / "settings"
+    fake(run / "seed-1", 1, 0.5)
+    fake(run / "seed-1.partial", 1, 0.99)
+    fake(run / "seed-2.old", 2, 0.98)
+    assert models.resolve("cnn-plain", tmp_path) == run / "seed-1" / "best-model.pt"
+    assert report.find_results(tmp_path) == [run / "seed-1" / "results.json"]
+    teacher = tmp_path / "teacher" / "webbnyheter2012"
+    for name in ("t.partial", "t.old"):
+        (teacher / name).mkdir(parents=True)
+        (teacher / name / "best-model.pt").write_bytes(b"")
+        (teacher / name / "training.json").write_text(json.dumps({"seed": 1}))
+    assert models.teacher_entries(tmp_path) == []
