@@ -551,9 +551,10 @@ def render_markdown(summary: dict) -> str:
         spread = cost.get("spread", {})
         rows.append([f["label"], _number(cost["parameters_without_embeddings"]), _number(cost["parameters"]),
                      _number(cost["size_bytes"], "{:,.1f}", 1e-6),
-                     _spread(cost, spread, "tokens_per_second", "{:,.0f}"), _spread(cost, spread, "latency_ms", "{:.1f}"),
-                     _spread(cost, spread, "peak_rss_mb", "{:,.0f}"), _spread(cost, spread, "plain_epoch_seconds", "{:,.1f}"),
-                     _spread(cost, spread, "kd_epoch_seconds", "{:,.1f}"), _number(cost["kd_epoch_ratio"], "{:.2f}")])
+                     *(_spread(cost, spread, key, fmt) for key, fmt in (
+                         ("tokens_per_second", "{:,.0f}"), ("latency_ms", "{:.1f}"), ("peak_rss_mb", "{:,.0f}"),
+                         ("plain_epoch_seconds", "{:,.1f}"), ("kd_epoch_seconds", "{:,.1f}"))),
+                     _number(cost["kd_epoch_ratio"], "{:.2f}")])
     lines += _table(["model", "parameters w/o embeddings", "parameters", "size (MB)", "tokens/s", "latency (ms)",
                      "peak memory (MB)", "s/epoch plain", "s/epoch KD", "KD/plain"], rows)
     lines += ["", COST_NOTE]
