@@ -11,16 +11,19 @@ The teacher's per-token log-distributions ride on each training sentence as meta
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+from typing import Any, Iterator, Sequence
 
+import flair
 import numpy as np
 import torch
-from flair.data import Dictionary, Sentence
+from flair.data import Dictionary, Sentence, get_spans_from_bio
 from flair.embeddings import TokenEmbeddings
 from flair.models import SequenceTagger
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from swener import crf, kd
+from swener import crf, crf_loss, decoding, kd
+from swener.embeddings import CompactFastTextEmbeddings
 
 FAMILIES: dict[str, tuple[str, str]] = {
     "bilstm-crf": ("bilstm", "crf"),
@@ -31,6 +34,9 @@ FAMILIES: dict[str, tuple[str, str]] = {
 KD_TARGETS = ("marginals", "emissions")
 TEACHER_KEY = "teacher_logp"
 HARD_WEIGHT_KEY = "hard_weight"
+PRECISIONS = ("float32", "bf16")
+IDS_ATTR = "_swener_ids"  # (id space, word ids) cached on a Flair Sentence by the lean path
+GOLD_ATTR = "_swener_gold"  # (tag dictionary size, gold tag ids) cached on a training Sentence
 
 
 class StudentTagger(SequenceTagger):
@@ -51,6 +57,7 @@ class StudentTagger(SequenceTagger):
         kd_target: str = "marginals",
         teacher_tags: Sequence[str] | None = None,
         card: dict[str, Any] | None = None,
+        precision: str = "float32",
         **kwargs: Any,
     ) -> None:
         """Build a student.
@@ -70,6 +77,7 @@ class StudentTagger(SequenceTagger):
                 "marginals" (forward-backward, the default) or the softmax of the "emissions".
             teacher_tags: the tag names of the teacher distributions (the cache's header).
             card: the model card (corpus, embeddings, teacher, seed, scores, licences).
+            precision: "float32", or "bf16" to predict under bfloat16 autocast (training stays float32).
         """
         if encoder not in ("bilstm", "cnn"):
             raise ValueError(f"encoder must be 'bilstm' or 'cnn', got {encoder!r}")
@@ -77,6 +85,8 @@ class StudentTagger(SequenceTagger):
             raise ValueError(f"kd_target must be one of {KD_TARGETS}, got {kd_target!r}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd to keep the sequence length, got {kernel_size}")
         kwargs.pop("use_rnn", None)  # derived from the encoder (Flair's loader passes it back)
@@ -85,6 +95,8 @@ class StudentTagger(SequenceTagger):
         self.encoder, self.cnn_layers, self.kernel_size = encoder, cnn_layers, kernel_size
         self.alpha, self.temperature, self.kd_target = alpha, temperature, kd_target
         self.card = dict(card or {})
+        self.precision = precision
+        self.lean = True  # the lean batch path; False gives Flair's own (for comparisons), not saved
         self.teacher_tags: list[str] | None = None
         if encoder == "cnn":
             width = self.embeddings.embedding_length
@@ -100,6 +112,141 @@ class StudentTagger(SequenceTagger):
         student = [self.label_dictionary.get_item_for_index(i) for i in range(len(self.label_dictionary))]
         self._teacher_index = kd.tag_index(list(teacher_tags), student)
         self.teacher_tags = list(teacher_tags)
+
+    # ----- the lean batch path -----
+    @property
+    def uses_lean_path(self) -> bool:
+        """Whether batches take the lean path (swener's embeddings, and not switched off with `lean = False`)."""
+        return self.lean and isinstance(self.embeddings, CompactFastTextEmbeddings)
+
+    def _sentence_ids(self, sentence: Sentence) -> list[int]:
+        """The word ids of a sentence, looked up once and kept on it (until the id space changes)."""
+        embeddings: CompactFastTextEmbeddings = self.embeddings  # type: ignore[assignment]
+        cached = getattr(sentence, IDS_ATTR, None)
+        if cached is not None and cached[0] == embeddings.ids_key and len(cached[1]) == len(sentence):
+            return cached[1]
+        field = embeddings.field
+        texts = [t.text if field is None else t.get_label(field).value for t in sentence.tokens]
+        ids = embeddings.word_ids(texts)
+        setattr(sentence, IDS_ATTR, (embeddings.ids_key, ids))
+        return ids
+
+    def _padded_ids(self, id_lists: Sequence[list[int]]) -> tuple[torch.Tensor, torch.LongTensor]:
+        """[B, T] ids padded with -1 (a zero vector) and the lengths."""
+        lengths = [len(ids) for ids in id_lists]
+        longest = max(lengths)
+        padded = torch.tensor([ids + [-1] * (longest - len(ids)) for ids in id_lists], dtype=torch.long)
+        return padded.to(flair.device), torch.LongTensor(lengths)
+
+    def _prepare_tensors(self, data_points: list[Sentence] | Sentence) -> tuple[torch.Tensor, torch.LongTensor]:
+        """[B, T, D] word vectors and lengths: one gather per batch, nothing stored on the tokens."""
+        if not self.uses_lean_path:
+            return super()._prepare_tensors(data_points)
+        sentences = [data_points] if not isinstance(data_points, list) else data_points
+        self.embeddings.trim_oov_table()
+        ids, lengths = self._padded_ids([self._sentence_ids(s) for s in sentences])
+        return self.embeddings.lookup(ids).to(self.linear.weight.dtype), lengths
+
+    def _prepare_label_tensor(self, sentences: list[Sentence]) -> torch.Tensor:
+        """Gold tag ids of a batch; while training they are computed once per sentence and kept on it."""
+        if not (self.uses_lean_path and self.training):
+            return super()._prepare_label_tensor(sentences)
+        size = len(self.label_dictionary)
+        rows = []
+        for sentence in sentences:
+            cached = getattr(sentence, GOLD_ATTR, None)
+            if cached is None or cached[0] != size or len(cached[1]) != len(sentence):
+                cached = (size, [self.label_dictionary.get_idx_for_item(tag)
+                                 for tag in self._get_gold_labels([sentence])])
+                setattr(sentence, GOLD_ATTR, cached)
+            rows.extend(cached[1])
+        return torch.tensor(rows, dtype=torch.long, device=flair.device)
+
+    @contextlib.contextmanager
+    def _inference_precision(self) -> Iterator[None]:
+        """bfloat16 autocast for a bf16 student, else nothing."""
+        if self.precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+
+    def _decode(self, emissions: torch.Tensor, lengths: torch.LongTensor) -> tuple[np.ndarray, np.ndarray]:
+        """Tag ids and confidences [B, T] as Flair's decoders give them (Viterbi under a CRF, else softmax)."""
+        emissions = emissions.detach().float().cpu()
+        if self.use_crf:
+            tags, scores = decoding.viterbi(emissions.numpy(), lengths.tolist(),
+                                            self.crf.transitions.detach().float().cpu().numpy(),
+                                            self.label_dictionary.get_idx_for_item("<START>"),
+                                            self.label_dictionary.get_idx_for_item("<STOP>"))
+            return tags, torch.softmax(torch.from_numpy(scores), dim=2).max(dim=2).values.numpy()
+        confidences, tags = torch.softmax(emissions, dim=-1).max(dim=-1)  # torch's softmax, as Flair's
+        return tags.numpy(), confidences.numpy()
+
+    def tag_tokens(self, token_lists: Sequence[Sequence[str]], batch_size: int = 64
+                   ) -> list[tuple[list[str], list[float]]]:
+        """BIOES tags and confidences of tokenised sentences, without Flair objects (length-sorted batches)."""
+        results: list[tuple[list[str], list[float]]] = [([], []) for _ in token_lists]
+        order = sorted((i for i, tokens in enumerate(token_lists) if tokens), key=lambda i: -len(token_lists[i]))
+        names = [self.label_dictionary.get_item_for_index(i) for i in range(len(self.label_dictionary))]
+        embeddings: CompactFastTextEmbeddings = self.embeddings  # type: ignore[assignment]
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), batch_size):
+                    batch = order[start:start + batch_size]
+                    embeddings.trim_oov_table()
+                    ids, lengths = self._padded_ids([embeddings.word_ids(list(token_lists[i])) for i in batch])
+                    with self._inference_precision():
+                        emissions = self.emissions(embeddings.lookup(ids).to(self.linear.weight.dtype), lengths)
+                    tags, confidences = self._decode(emissions, lengths)
+                    for row, i in enumerate(batch):
+                        n = len(token_lists[i])
+                        results[i] = ([names[t] for t in tags[row, :n].tolist()], confidences[row, :n].tolist())
+        finally:
+            self.train(was_training)
+        return results
+
+    def predict(self, sentences: list[Sentence] | Sentence, mini_batch_size: int = 32,
+                return_probabilities_for_all_classes: bool = False, verbose: bool = False,
+                label_name: str | None = None, return_loss: bool = False, embedding_storage_mode: str = "none",
+                force_token_predictions: bool = False):
+        """Flair's `predict` (same labels, spans and loss) on the lean path; Flair's own for the rarer options."""
+        if (not self.uses_lean_path or return_probabilities_for_all_classes or force_token_predictions
+                or verbose or not self.predict_spans):
+            return super().predict(sentences, mini_batch_size, return_probabilities_for_all_classes, verbose,
+                                   label_name, return_loss, embedding_storage_mode, force_token_predictions)
+        label_name = label_name or self.tag_type
+        if not sentences:
+            return sentences
+        if not isinstance(sentences, list):
+            sentences = [sentences] if isinstance(sentences, Sentence) else list(sentences)
+        Sentence.set_context_for_sentences(sentences)
+        ordered = sorted((s for s in sentences if len(s) > 0), key=len, reverse=True)
+        names = [self.label_dictionary.get_item_for_index(i) for i in range(len(self.label_dictionary))]
+        overall_loss, label_count = torch.zeros(1, device=flair.device), 0
+        with torch.no_grad():
+            for start in range(0, len(ordered), mini_batch_size):
+                batch = ordered[start:start + mini_batch_size]
+                tensor, lengths = self._prepare_tensors(batch)
+                with self._inference_precision():
+                    emissions = self.emissions(tensor, lengths)
+                if return_loss:
+                    loss = self._calculate_loss(self._scores(emissions.float(), lengths),
+                                                self._prepare_label_tensor(batch))
+                    overall_loss += loss[0]
+                    label_count += loss[1]
+                tags, confidences = self._decode(emissions, lengths)
+                for row, sentence in enumerate(batch):
+                    sentence.remove_labels(label_name)
+                    n = len(sentence)
+                    for indices, value, score in _flair_spans([names[t] for t in tags[row, :n].tolist()],
+                                                              confidences[row, :n].tolist()):
+                        sentence[indices[0]:indices[-1] + 1].add_label(label_name, value=value, score=score)
+        if return_loss:
+            return overall_loss, label_count
+        return None
 
     # ----- encoding -----
     def emissions(self, sentence_tensor: torch.Tensor, lengths: torch.LongTensor) -> torch.Tensor:
@@ -152,10 +299,47 @@ class StudentTagger(SequenceTagger):
 
     def forward_loss(self, sentences: list[Sentence]) -> tuple[torch.Tensor, int]:
         """(1 - alpha) * hard loss + alpha * KD term over a batch, and the number of tokens."""
-        if self.alpha == 0.0:
-            return super().forward_loss(sentences)
         if len(sentences) == 0:
             return torch.tensor(0.0, requires_grad=True), 0
+        if not self.uses_lean_path:
+            return self._flair_forward_loss(sentences)
+        sentences = sorted(sentences, key=len, reverse=True)
+        gold = self._prepare_label_tensor(sentences)
+        sentence_tensor, lengths = self._prepare_tensors(sentences)
+        emissions = self.emissions(sentence_tensor, lengths)
+        hard = self._lean_hard_loss(sentences, emissions, lengths, gold)
+        if self.alpha == 0.0:
+            return hard, len(gold)
+        scores = self._scores(emissions, lengths) if self.use_crf and self.kd_target == "marginals" else None
+        teacher, mask = self._teacher_batch(sentences, emissions.shape)
+        student = self.student_log_distribution(emissions, scores, lengths)
+        soft = kd.kd_loss(student, teacher, self.temperature, mask)
+        return kd.mixed_loss(hard, soft, self.alpha), len(gold)
+
+    def _lean_hard_loss(self, sentences: list[Sentence], emissions: torch.Tensor, lengths: torch.LongTensor,
+                        gold: torch.Tensor) -> torch.Tensor:
+        """Flair's loss on gold labels (CRF: `crf_loss.crf_nll`), sentences weighted by their hard weight."""
+        weights = [float(s.get_metadata(HARD_WEIGHT_KEY)) if s.has_metadata(HARD_WEIGHT_KEY) else 1.0
+                   for s in sentences]
+        mask = torch.arange(emissions.size(1), device=emissions.device)[None, :] < lengths.to(emissions.device)[:, None]
+        if self.use_crf:
+            tags = crf_loss.pad_tags(gold, lengths, emissions.size(1))
+            per_sentence = crf_loss.crf_nll(emissions, lengths, tags, self.crf.transitions,
+                                            self.label_dictionary.get_idx_for_item("<START>"),
+                                            self.label_dictionary.get_idx_for_item("<STOP>"))
+            if all(w == 1.0 for w in weights):
+                return per_sentence.sum()
+            return (per_sentence * torch.tensor(weights, device=per_sentence.device)).sum()
+        flat = emissions[mask]
+        if all(w == 1.0 for w in weights):
+            return self.loss_function(flat, gold)
+        per_token = torch.nn.functional.cross_entropy(flat, gold, reduction="none")
+        return (per_token * torch.repeat_interleave(torch.tensor(weights), lengths).to(per_token.device)).sum()
+
+    def _flair_forward_loss(self, sentences: list[Sentence]) -> tuple[torch.Tensor, int]:
+        """The loss through Flair's own batch preparation and loss (the path before the lean one)."""
+        if self.alpha == 0.0:
+            return super().forward_loss(sentences)
         sentences = sorted(sentences, key=len, reverse=True)
         gold = self._prepare_label_tensor(sentences)
         sentence_tensor, lengths = self._prepare_tensors(sentences)
@@ -206,14 +390,20 @@ class StudentTagger(SequenceTagger):
         return {**super()._get_state_dict(), "encoder": self.encoder, "cnn_layers": self.cnn_layers,
                 "kernel_size": self.kernel_size, "alpha": self.alpha, "temperature": self.temperature,
                 "kd_target": self.kd_target, "teacher_tags": self.teacher_tags, "card": self.card,
-                "cnn_hidden_size": self.hidden_size}
+                "cnn_hidden_size": self.hidden_size, "precision": self.precision}
 
     @classmethod
     def _init_model_with_state_dict(cls, state: dict, **kwargs):
         return super()._init_model_with_state_dict(
             state, encoder=state["encoder"], cnn_layers=state["cnn_layers"], kernel_size=state["kernel_size"],
             alpha=state["alpha"], temperature=state["temperature"], kd_target=state["kd_target"],
-            teacher_tags=state["teacher_tags"], card=state["card"], **kwargs)
+            teacher_tags=state["teacher_tags"], card=state["card"], precision=state.get("precision", "float32"),
+            **kwargs)
+
+
+def _flair_spans(tags: list[str], scores: list[float]) -> list[tuple[list[int], str, float]]:
+    """Flair's spans of BIOES tags as (token indices, type, score)."""
+    return [(indices, value, score) for indices, score, value in get_spans_from_bio(tags, scores)]
 
 
 def attach_soft_labels(sentences: list[Sentence], soft, hard_weight: float = 1.0) -> None:
