@@ -187,11 +187,16 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 @click.option("--split", default="test", show_default=True)
 @click.option("--max-sentences", type=int, default=None)
 @click.option("--json", "as_json", is_flag=True)
-def evaluate_cmd(model: str, corpus_name: str, split: str, max_sentences: int | None, as_json: bool) -> None:
+@click.option("--engine", type=click.Choice(["auto", "flair", "onnx"]), default="auto", show_default=True,
+              help="onnx: an exported model in ONNX Runtime (see `swener tag --engine`).")
+@click.option("--precision", type=click.Choice(["float32", "bf16", "int8"]), default="float32", show_default=True,
+              help="Students on the flair engine: bfloat16 autocast or dynamic int8 quantisation.")
+def evaluate_cmd(model: str, corpus_name: str, split: str, max_sentences: int | None, as_json: bool, engine: str,
+                 precision: str) -> None:
     """Strict IOB2 F1 of a trained tagger on a corpus split."""
     from swener import corpora, evaluate, models
 
-    tagger = models.load_tagger(model)
+    tagger = models.load_tagger(model, engine=engine, precision=precision)
     corpus = corpora.load(corpus_name)
     if split not in corpus.splits:
         raise SwenerError(f"{corpus_name} has no split {split!r}; it has {', '.join(corpus.splits)}")
@@ -370,19 +375,25 @@ def compare_cmd(results: tuple[Path, ...], out: Path | None) -> None:
               help="Tag longer sentences in chunks of this many tokens.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="torch threads; more only help a large model on otherwise idle cores.")
+@click.option("--engine", type=click.Choice(["auto", "flair", "onnx"]), default="auto", show_default=True,
+              help="onnx: the exported model (swener export) in ONNX Runtime, without torch or Flair; "
+                   "auto: onnx for an export folder, else flair.")
+@click.option("--precision", type=click.Choice(["float32", "bf16", "int8"]), default="float32", show_default=True,
+              help="Students on the flair engine: bfloat16 autocast or dynamic int8 quantisation.")
 def tag_cmd(model: str, files: tuple[str, ...], out: Path | None, output_format: str, input_format: str,
-            batch_size: int, errors: str, max_tokens: int, threads: int) -> None:
-    """Tag Swedish text FILEs (or stdin, -) with MODEL: a .pt file or a short name (see `swener models`)."""
+            batch_size: int, errors: str, max_tokens: int, threads: int, engine: str, precision: str) -> None:
+    """Tag Swedish text FILEs (or stdin, -) with MODEL: a .pt file, an export folder or a short name (see `swener models`)."""
     import os
 
     from swener import models, tagging
 
     paths = list(files) or ["-"]
     tagging.check_paths(paths, out)
-    import torch
+    if not _onnx_model(model, engine):
+        import torch
 
-    torch.set_num_threads(threads)  # a small tagger on shared cores: 2 threads ran 30x slower than 1 here
-    tagger = models.load_tagger(model)
+        torch.set_num_threads(threads)  # a small tagger on shared cores: 2 threads ran 30x slower than 1 here
+    tagger = models.load_tagger(model, engine=engine, precision=precision, threads=threads)
     try:
         summary = tagging.tag_files(tagger, paths, out, output_format, input_format, batch_size, errors, max_tokens)
     except BrokenPipeError:  # the reader of a pipe stopped (`| head`): not an error of ours
@@ -391,6 +402,33 @@ def tag_cmd(model: str, files: tuple[str, ...], out: Path | None, output_format:
     if sys.stderr.isatty():
         click.echo(f"{summary.sentences} sentences, {summary.tokens} tokens, {summary.entities} entities "
                    f"in {summary.seconds:.1f} s" + (f": {out}" if out else ""), err=True)
+
+
+def _onnx_model(model: str, engine: str) -> bool:
+    """Whether MODEL will run on ONNX Runtime (so torch need not be imported)."""
+    if engine == "onnx":
+        return True
+    from swener.onnx_tagger import is_export
+
+    return engine == "auto" and is_export(Path(model))
+
+
+@main.command("export")
+@click.argument("model")
+@click.option("--variant", type=click.Choice(["onnx", "bf16", "int8"]), default="onnx", show_default=True,
+              help="onnx: a folder for ONNX Runtime; bf16 / int8: a reduced-precision student file.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Default: <model>-onnx/, <model>.bf16.pt or <model>.int8.pt beside the model.")
+def export_cmd(model: str, variant: str, out: Path | None) -> None:
+    """Write a trained student for serving: ONNX (no torch or Flair needed to tag) or bf16 / int8."""
+    from swener import export, models
+
+    path = models.resolve(model)
+    if path.is_dir() and (path / "best-model.pt").is_file():
+        path = path / "best-model.pt"
+    tagger = models.load_tagger(str(path), engine="flair")
+    written = export.write_variant(tagger, path, variant, out)
+    click.echo(f"wrote {written}")
 
 
 @main.command("models")

@@ -25,8 +25,22 @@ def spans_to_iob2(sentence, n_tokens: int, label_type: str = corpora.LABEL_TYPE)
     return tags
 
 
+def _iob2_of_spans(n_tokens: int, spans) -> list[str]:
+    tags = ["O"] * n_tokens
+    for start, end, kind, _ in spans:
+        tags[start] = f"B-{kind}"
+        for i in range(start + 1, end):
+            tags[i] = f"I-{kind}"
+    return tags
+
+
 def predict_tags(tagger, sentences: list[TaggedSentence], batch_size: int = 32) -> list[list[str]]:
-    """Tag gold-tokenised sentences with a flair tagger; returns IOB2 tags."""
+    """Tag gold-tokenised sentences with a flair tagger (or an exported one); returns IOB2 tags."""
+    if not hasattr(tagger, "predict"):  # an exported tagger (swener.onnx_tagger): tag_tokens only
+        from swener.decoding import bioes_spans
+
+        tagged = tagger.tag_tokens([s.tokens for s in sentences], batch_size)
+        return [_iob2_of_spans(len(s.tokens), bioes_spans(tags, scores)) for s, (tags, scores) in zip(sentences, tagged)]
     from flair.data import Sentence
 
     flair_sentences = [Sentence(s.tokens) for s in sentences]

@@ -198,12 +198,49 @@ def available(root: Path | None = None) -> list[tuple[ModelEntry, bool]]:
     return found
 
 
-def load_tagger(model: str):
-    """Load a flair tagger from a .pt file, a folder with best-model.pt or a short name.
+ENGINES: tuple[str, ...] = ("auto", "flair", "onnx")
+PRECISIONS: tuple[str, ...] = ("float32", "bf16", "int8")
 
-    A missing file or a file that is not a tagger is a clear SwenerError.
+
+def load_tagger(model: str, engine: str = "auto", precision: str = "float32", threads: int = 1):
+    """Load a tagger from a .pt file, a folder with best-model.pt, an export folder or a short name.
+
+    engine "auto" runs an export folder (`swener export`) with ONNX Runtime and anything else
+    with Flair; "onnx" also finds the export beside a .pt file; "flair" never uses ONNX.
+    precision (Flair students only): "bf16" predicts under bfloat16 autocast, "int8" applies
+    dynamic int8 quantisation (`swener.quantize`). A missing file or a file that is not a
+    tagger is a clear SwenerError.
     """
+    if engine not in ENGINES:
+        raise SwenerError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if precision not in PRECISIONS:
+        raise SwenerError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     path = resolve(model)
+    if engine != "flair":
+        from swener.onnx_tagger import OnnxTagger, default_folder, is_export
+
+        folder = path if is_export(path) else None
+        if folder is None and engine == "onnx":
+            if path.is_dir() and (path / "best-model.pt").is_file():
+                path = path / "best-model.pt"
+            if not is_export(default_folder(path)):
+                raise SwenerError(f"{model}: no exported model at {default_folder(path)}; "
+                                  f"run `swener export {model}` first")
+            folder = default_folder(path)
+        if folder is not None:
+            if precision != "float32":
+                raise SwenerError(f"{folder}: an exported model runs in float32; --precision is for .pt students")
+            return OnnxTagger(folder, threads=threads)
+    tagger = _load_flair(model, path)
+    if precision != "float32":
+        from swener.quantize import apply_precision
+
+        tagger = apply_precision(tagger, precision, path)
+    return tagger
+
+
+def _load_flair(model: str, path: Path):
+    """A flair tagger from a resolved path (a file, or a folder with best-model.pt)."""
     if path.is_dir() and (path / "best-model.pt").is_file():
         path = path / "best-model.pt"
     if not path.is_file():
@@ -211,6 +248,12 @@ def load_tagger(model: str):
         raise SwenerError(f"{model}: no such model file; give the path of a trained tagger (.pt){hint}")
     if not zipfile.is_zipfile(path):
         raise SwenerError(f"{path}: not a tagger (a torch model file is expected); check the path")
+    from swener.quantize import INT8_SUFFIX
+
+    if path.name.endswith(INT8_SUFFIX):
+        from swener.quantize import load_int8
+
+        return load_int8(path)
     import flair
 
     import swener.registry  # noqa: F401  (registers swener's Flair classes)

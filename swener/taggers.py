@@ -145,7 +145,7 @@ class StudentTagger(SequenceTagger):
         sentences = [data_points] if not isinstance(data_points, list) else data_points
         self.embeddings.trim_oov_table()
         ids, lengths = self._padded_ids([self._sentence_ids(s) for s in sentences])
-        return self.embeddings.lookup(ids).to(self.linear.weight.dtype), lengths
+        return self._cast_input(self.embeddings.lookup(ids)), lengths
 
     def _prepare_label_tensor(self, sentences: list[Sentence]) -> torch.Tensor:
         """Gold tag ids of a batch; while training they are computed once per sentence and kept on it."""
@@ -161,6 +161,12 @@ class StudentTagger(SequenceTagger):
                 setattr(sentence, GOLD_ATTR, cached)
             rows.extend(cached[1])
         return torch.tensor(rows, dtype=torch.long, device=flair.device)
+
+    def _cast_input(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Word vectors in the dtype of the encoder's float weights (an int8 model keeps float32 inputs)."""
+        weight = getattr(self.linear, "weight", None)
+        dtype = weight.dtype if isinstance(weight, torch.Tensor) else torch.float32
+        return vectors if vectors.dtype == dtype else vectors.to(dtype)
 
     @contextlib.contextmanager
     def _inference_precision(self) -> Iterator[None]:
@@ -199,7 +205,7 @@ class StudentTagger(SequenceTagger):
                     embeddings.trim_oov_table()
                     ids, lengths = self._padded_ids([embeddings.word_ids(list(token_lists[i])) for i in batch])
                     with self._inference_precision():
-                        emissions = self.emissions(embeddings.lookup(ids).to(self.linear.weight.dtype), lengths)
+                        emissions = self.emissions(self._cast_input(embeddings.lookup(ids)), lengths)
                     tags, confidences = self._decode(emissions, lengths)
                     for row, i in enumerate(batch):
                         n = len(token_lists[i])

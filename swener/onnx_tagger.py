@@ -1,0 +1,94 @@
+"""An exported student run by ONNX Runtime: numpy word lookup, ONNX encoder, numpy Viterbi.
+
+Imports neither torch nor Flair, so `swener tag` starts in well under a second plus the
+time to read the vectors. It tags like the student it was exported from (same lookup
+rules, same decoder; float rounding in the encoder may flip a near-tie).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from swener import decoding
+from swener.errors import SwenerError
+from swener.vectors import CompactVectors, WordTable
+
+FORMAT = "swener-onnx-tagger"  # as swener.export.FORMAT (that module imports torch when it exports)
+MODEL_FILE, VECTORS_FILE, CONFIG_FILE = "model.onnx", "vectors.npz", "tagger.json"
+
+
+def default_folder(model_path: Path) -> Path:
+    """Where `swener export MODEL` writes by default: `<model without .pt>-onnx/` beside it."""
+    return model_path.with_name(model_path.stem + "-onnx")
+
+
+def is_export(path: Path) -> bool:
+    """Whether a path is a folder written by `swener export`."""
+    return path.is_dir() and (path / CONFIG_FILE).is_file() and (path / MODEL_FILE).is_file()
+
+
+class OnnxTagger:
+    """A tagger from an export folder with `tag_tokens`, the interface `swener.tagging` uses."""
+
+    def __init__(self, folder: str | Path, threads: int = 1) -> None:
+        folder = Path(folder)
+        try:
+            config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise SwenerError(f"{folder}: not an exported swener tagger ({err})") from None
+        if config.get("format") != FORMAT:
+            raise SwenerError(f"{folder}/{CONFIG_FILE}: not an exported swener tagger (format "
+                              f"{config.get('format')!r}); export one with `swener export MODEL`")
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = onnxruntime.InferenceSession(str(folder / MODEL_FILE), options,
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types on a damaged file
+            raise SwenerError(f"{folder}/{MODEL_FILE}: ONNX Runtime cannot load it ({err})") from None
+        self.folder, self.config = folder, config
+        self.tags: list[str] = list(config["tags"])
+        self.tag_type: str = config.get("tag_type", "ner")
+        self.card: dict = config.get("card") or {}
+        self.use_crf: bool = bool(config["use_crf"])
+        self.transitions = np.asarray(config["transitions"], dtype=np.float32) if self.use_crf else None
+        self.table = WordTable(CompactVectors.load(folder / VECTORS_FILE), config.get("oov", "subword"))
+
+    def emissions(self, id_lists: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Emissions [B, T, K] of sentences given as word ids, longest first; and their lengths."""
+        lengths = np.asarray([len(ids) for ids in id_lists], dtype=np.int64)
+        padded = np.full((len(id_lists), int(lengths.max())), -1, dtype=np.int64)
+        for row, ids in enumerate(id_lists):
+            padded[row, :len(ids)] = ids
+        vectors = self.table.lookup(padded)
+        (scores,) = self.session.run(["emissions"], {"vectors": vectors, "lengths": lengths})
+        return scores, lengths
+
+    def decode(self, scores: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tag ids and confidences [B, T]."""
+        if self.use_crf:
+            tags, viterbi_scores = decoding.viterbi(scores, lengths, self.transitions, self.config["start"],
+                                                    self.config["stop"])
+            return tags, decoding.max_softmax(viterbi_scores)
+        return decoding.softmax_tags(scores)
+
+    def tag_tokens(self, token_lists: Sequence[Sequence[str]], batch_size: int = 64
+                   ) -> list[tuple[list[str], list[float]]]:
+        """BIOES tags and confidences of tokenised sentences (length-sorted batches)."""
+        results: list[tuple[list[str], list[float]]] = [([], []) for _ in token_lists]
+        order = sorted((i for i, tokens in enumerate(token_lists) if tokens), key=lambda i: -len(token_lists[i]))
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            self.table.trim()
+            scores, lengths = self.emissions([self.table.word_ids(list(token_lists[i])) for i in batch])
+            tags, confidences = self.decode(scores, lengths)
+            for row, i in enumerate(batch):
+                n = len(token_lists[i])
+                results[i] = ([self.tags[t] for t in tags[row, :n].tolist()], confidences[row, :n].tolist())
+        return results

@@ -1,0 +1,210 @@
+"""Exported (ONNX) students and reduced-precision variants: same tags as the Flair model, the CLI, save/load."""
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import flair
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from flair.data import Sentence
+
+import swener  # noqa: F401  (registers StudentTagger for flair's loader)
+from swener import corpora, export, models, quantize
+from swener.cli import main
+from swener.embeddings import CompactFastTextEmbeddings
+from swener.errors import SwenerError
+from swener.onnx_tagger import OnnxTagger
+from swener.taggers import build_student
+
+pytest.importorskip("onnxruntime")
+
+ODD = ["Testordsstaden", "STOCKHOLM", "5 000", "xyzzyq", "Ödeshögsbo", "😀", "EU-kommissionen"]
+TEXT = ("\ufeffAnna Berg bor i Umeå.\r\n\r\n  \t\r\nHon träffade Per Albin Hansson 5 000 gånger i Malmö och "
+        "Lund!\r\nÄlvsbyn\u2028Ödeshög\rTomt:\u00a0Kiruna 😀 Luleå\n\nSista Raden utan radslut")
+TOKENS = "  Anna  bor\ti Ume\u00e5  \r\n\r\n\n. \nPer Albin bor i Lund\n"
+CONLL = ("-DOCSTART- -X- O\n\nAnna PER x\nbor O x\n\n\n5 000\tO\tNUM\nUme\u00e5\tLOC\nMalm\u00f6 LOC\n")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train(family, vectors, corpus, steps=0):
+    flair.set_seed(2)
+    tagger = build_student(family, CompactFastTextEmbeddings(vectors), corpus.types, hidden_size=8,
+                           card={"corpus": "webbnyheter2012", "family": family, "seed": 1})
+    train = list(corpora.to_flair(corpus, 200).train)[:64]
+    optimizer = torch.optim.SGD(tagger.parameters(), lr=0.01)
+    for start in range(0, 16 * steps, 16):
+        optimizer.zero_grad()
+        tagger.forward_loss(train[start:start + 16])[0].backward()
+        optimizer.step()
+    with torch.no_grad():  # towards entities, so that there are many spans to compare
+        tagger.linear.bias[tagger.label_dictionary.get_idx_for_item("O")] -= 1.0
+    return tagger.eval()
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return corpora.load("webbnyheter2012")
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_vectors, corpus, tmp_path_factory):
+    """A tiny BiLSTM-CRF and a CNN student (best-model.pt), each exported beside itself."""
+    folders = {}
+    for family in ("bilstm-crf", "cnn"):
+        folder = tmp_path_factory.mktemp(family)
+        _train(family, tiny_vectors, corpus).save(folder / "best-model.pt")
+        tagger = models.load_tagger(str(folder / "best-model.pt"))
+        export.export(tagger, folder / "best-model.pt", export.default_folder(folder / "best-model.pt"))
+        folders[family] = folder
+    return folders
+
+
+def _spans(tagger, tokens):
+    sentences = [Sentence(t) for t in tokens]
+    tagger.predict(sentences, mini_batch_size=16)
+    return [[(sp.tokens[0].idx - 1, sp.tokens[-1].idx, sp.get_label("ner").value) for sp in s.get_spans("ner")]
+            for s in sentences]
+
+
+@pytest.mark.parametrize("family", ["bilstm-crf", "cnn"])
+def test_export_gives_the_flair_models_tags(family, exported, corpus):
+    from swener.decoding import bioes_spans
+
+    model = exported[family] / "best-model.pt"
+    tagger = models.load_tagger(str(model))
+    onnx = OnnxTagger(export.default_folder(model))
+    assert onnx.card["family"] == family and json.loads(
+        (export.default_folder(model) / "tagger.json").read_text())["source"]["path"] == str(model)
+    tokens = [s.tokens for s in corpus.splits["test"][:120]] + [ODD, ["ensam"], ["x"] * 300]
+    expected = _spans(tagger, tokens)
+    tagged = onnx.tag_tokens(tokens, batch_size=16)
+    assert [[(a, b, kind) for a, b, kind, _ in bioes_spans(t, s)] for t, s in tagged] == expected
+    assert sum(map(len, expected)) > 50
+    # emissions of the ONNX graph against torch's, at another batch size and lengths than the export sample
+    batch = sorted(tokens[:40], key=len, reverse=True)
+    ids = [tagger.embeddings.word_ids(t) for t in batch]
+    ours, lengths = onnx.emissions([onnx.table.word_ids(t) for t in batch])
+    with torch.no_grad():
+        padded, torch_lengths = tagger._padded_ids(ids)
+        theirs = tagger.emissions(tagger.embeddings.lookup(padded), torch_lengths).numpy()
+    mask = np.arange(ours.shape[1])[None, :] < lengths[:, None]
+    assert np.allclose(ours[mask], theirs[mask], atol=1e-5)
+
+
+def test_exported_tagger_needs_neither_torch_nor_flair(exported, tmp_path):
+    folder = export.default_folder(exported["bilstm-crf"] / "best-model.pt")
+    source = tmp_path / "in.txt"
+    source.write_text("Anna Berg bor i Umeå.\n", encoding="utf-8")
+    code = f"""
+import sys
+import swener_cli
+sys.argv = ["swener", "tag", {str(folder)!r}, {str(source)!r}, "--format", "jsonl"]
+try:
+    swener_cli.main()
+except SystemExit as stop:
+    assert not stop.code, stop.code
+print("loaded:", sorted(m for m in ("torch", "flair", "transformers", "gensim") if m in sys.modules))
+"""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("SWENER_LAZY", None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert json.loads(lines[0])["tokens"] == ["Anna", "Berg", "bor", "i", "Umeå", "."]
+    assert lines[-1] == "loaded: []"
+
+
+def _cli(*args, input=None):
+    return CliRunner().invoke(main, list(map(str, args)), input=input)
+
+
+def test_tag_with_the_export_reads_every_input_format(exported, tmp_path):
+    model = exported["bilstm-crf"] / "best-model.pt"
+    folder = export.default_folder(model)
+    files = {"text": tmp_path / "in.txt", "tokens": tmp_path / "in.tok", "conll": tmp_path / "in.conll"}
+    files["text"].write_bytes(TEXT.encode("utf-8"))
+    files["tokens"].write_text(TOKENS, encoding="utf-8")
+    files["conll"].write_text(CONLL, encoding="utf-8")
+    packed = tmp_path / "in.txt.gz"
+    packed.write_bytes(gzip.compress(TEXT.encode("utf-8")))
+    for input_format, path in files.items():
+        for output_format in ("conll", "jsonl", "inline"):
+            args = ["tag", path, "--input-format", input_format, "--format", output_format]
+            flair_out = _cli(args[0], model, *args[1:], "--engine", "flair")
+            onnx_out = _cli(args[0], folder, *args[1:])
+            assert flair_out.exit_code == 0 and onnx_out.exit_code == 0, (flair_out.output, onnx_out.output)
+            assert onnx_out.stdout == flair_out.stdout and onnx_out.stdout.strip()
+    several = _cli("tag", model, files["text"], "-", packed, "--engine", "onnx", "--format", "jsonl",
+                   input=b"Eva bor i Kiruna.\n")
+    assert several.exit_code == 0, several.output
+    rows = [json.loads(line) for line in several.stdout.splitlines()]
+    assert {r["file"] for r in rows} == {str(files["text"]), "<stdin>", str(packed)}
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    assert _cli("tag", folder, empty).stdout == ""
+
+
+def test_onnx_engine_errors_are_one_line(exported, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "best-model.pt").write_bytes((exported["cnn"] / "best-model.pt").read_bytes())
+    source = tmp_path / "in.txt"
+    source.write_text("Anna bor i Umeå.\n", encoding="utf-8")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "tagger.json").write_text(json.dumps({"format": "swener-onnx-tagger"}))
+    (broken / "model.onnx").write_bytes(b"not onnx")
+    cases = [(("tag", plain / "best-model.pt", source, "--engine", "onnx"), "run `swener export"),
+             (("tag", broken, source), "ONNX Runtime cannot load it"),
+             (("tag", export.default_folder(exported["cnn"] / "best-model.pt"), source, "--precision", "bf16"),
+              "runs in float32"),
+             (("export", source), "not a tagger")]
+    for args, message in cases:
+        result = _cli(*args)
+        assert result.exit_code == 1 and message in result.stderr, (args, result.stderr)
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+def test_int8_student_round_trips_and_bf16_variant_loads(exported, corpus, tmp_path):
+    model = exported["bilstm-crf"] / "best-model.pt"
+    tokens = [s.tokens for s in corpus.splits["test"][:80]] + [ODD]
+    float_tagger = models.load_tagger(str(model))
+    int8 = models.load_tagger(str(model), precision="int8")
+    assert type(int8.rnn).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    saved = export.write_variant(models.load_tagger(str(model)), model, "int8")
+    assert saved.name == "best-model.int8.pt"
+    loaded = models.load_tagger(str(saved))
+    assert type(loaded.rnn) is type(int8.rnn) and loaded.precision == "int8"
+    assert loaded.tag_tokens(tokens) == int8.tag_tokens(tokens)
+    with torch.no_grad():
+        ids, lengths = int8._padded_ids([int8.embeddings.word_ids(t) for t in sorted(tokens, key=len, reverse=True)])
+        assert torch.equal(int8.emissions(int8.embeddings.lookup(ids), lengths),
+                           loaded.emissions(loaded.embeddings.lookup(ids), lengths))
+    agree = [a == b for (x, _), (y, _) in zip(float_tagger.tag_tokens(tokens), loaded.tag_tokens(tokens))
+             for a, b in zip(x, y)]
+    assert sum(agree) / len(agree) > 0.9  # int8 rounding moves some near-ties of a barely trained model
+    result = _cli("tag", saved, "--format", "inline", input="Anna bor i Umeå.\n".encode())
+    assert result.exit_code == 0 and "Umeå" in result.stdout
+    bf16 = export.write_variant(models.load_tagger(str(model)), model, "bf16")
+    reloaded = flair.nn.Classifier.load(bf16)
+    assert reloaded.precision == "bf16" and reloaded.card["precision"] == "bf16"
+    with torch.no_grad():
+        ids, lengths = reloaded._padded_ids([reloaded.embeddings.word_ids(t) for t in [ODD, ["Anna", "bor"]]])
+        vectors = reloaded.embeddings.lookup(ids)
+        with reloaded._inference_precision():
+            low = reloaded.emissions(vectors, lengths).float()
+        high = float_tagger.emissions(vectors, lengths)
+    assert low.dtype == torch.float32 and torch.allclose(low, high, atol=0.05) and not torch.equal(low, high)
+    with pytest.raises(SwenerError, match="reduced precision is for swener students"):
+        quantize.apply_precision(object(), "bf16", "teacher.pt")
