@@ -198,14 +198,27 @@ experiment: $(REPORT_DIR)/REPORT.md
 BENCH_MODEL ?= bilstm-crf
 BENCH_TEXT ?= $(or $(SWENER_DATA),../shared/data)/text/regeringen.txt.gz
 
-.PHONY: bench-tag
+.PHONY: bench-tag bench-tag-onnx
 bench-tag: | $(BIN)/swener
 	@mkdir -p results
 	SWENER_LAZY=1 $(BIN)/python -m swener.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/bench-tag.json
 
-# Benchmarks (never asserted in tests): the report's cost table (per family: parameters, size,
-# tokens/s at batch 32 after a warm-up, latency, peak memory, s/epoch plain vs KD) and
-# `swener tag` end to end on about 1 MB of Swedish text.
+# the same with the exported student (ONNX Runtime, no torch or Flair): `swener export` first
+bench-tag-onnx: | $(BIN)/swener
+	@mkdir -p results
+	$(BIN)/swener export $(BENCH_MODEL)
+	SWENER_LAZY=1 $(BIN)/python -m swener.bench_tag $(BENCH_MODEL) --engine onnx --text $(BENCH_TEXT) \
+		--json results/bench-tag-onnx.json
+
+# Benchmarks (never asserted in tests). `make bench`: the teacher and every student family
+# (float32 lean path, ONNX export, int8) in one run, each model in a process of its own and
+# never next to training; each figure the median of BENCH_REPEATS passes over the test split
+# with its spread. Writes results/$(PROFILE)/bench.json (results/full/bench.json is
+# committed), then `swener tag` end to end on about 1 MB of text, Flair and ONNX.
+BENCH_REPEATS ?= 5
+BENCH_JSON := results/$(PROFILE)/bench.json
 .PHONY: bench
-bench: $(REPORT_DIR)/REPORT.md
-	$(MAKE) bench-tag BENCH_MODEL=$(dir $(call kd_result,bilstm-crf,$(firstword $(SEEDS))))best-model.pt
+bench: | $(BIN)/swener
+	@mkdir -p $(dir $(BENCH_JSON))
+	$(BIN)/python -m swener.bench --corpus $(CORPUS) --repeats $(BENCH_REPEATS) --out $(BENCH_JSON)
+	$(MAKE) bench-tag bench-tag-onnx
