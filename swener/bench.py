@@ -2,7 +2,7 @@
 
     python -m swener.bench [--model NAME=PATH ...] [--repeats 5] [--out results/full/bench.json]
     python -m swener.bench agreement MODEL      # the lean path's tags against Flair's own, same model file
-    python -m swener.bench epoch MODEL_OR_FAMILY --embeddings DIR   # one training epoch, Flair's path vs the lean one
+    python -m swener.bench epoch FAMILY --embeddings DIR [--epochs N --seeds 1,2,3]   # training, Flair's path vs the lean one
 
 Without --model, the models are the short names of `swener models` (teacher and the four
 student families). Every student is measured at float32 (its lean path), as an ONNX export
@@ -220,8 +220,9 @@ def agreement(path: Path, corpus_name: str, batch_size: int = 32) -> dict:
     return out
 
 
-def epoch_times(family: str, embeddings: Path, corpus_name: str, threads: int, epochs: int = 1) -> dict:
-    """Seconds of Flair's trainer for `epochs` epochs of one student from the same start, Flair's path then the lean one."""
+def epoch_times(family: str, embeddings: Path, corpus_name: str, threads: int, epochs: int = 1,
+                seeds: tuple[int, ...] = (1,)) -> dict:
+    """Seconds per epoch of Flair's trainer and dev F1, Flair's path then the lean one, from the same start per seed."""
     import flair
     import torch
     from flair.trainers import ModelTrainer
@@ -235,20 +236,28 @@ def epoch_times(family: str, embeddings: Path, corpus_name: str, threads: int, e
     flair_corpus = corpora.to_flair(corpus)
     flair_corpus = flair.data.Corpus(train=flair_corpus.train, dev=flair_corpus.dev, test=None,
                                      sample_missing_splits=False)
-    out: dict[str, Any] = {"family": family, "threads": threads, "epochs": epochs,
+    out: dict[str, Any] = {"family": family, "threads": threads, "epochs": epochs, "seeds": list(seeds),
                            "train_sentences": len(flair_corpus.train)}
-    for lean in (False, True):
-        flair.set_seed(1)
-        student = build_student(family, CompactFastTextEmbeddings(embeddings), corpus.types)
-        student.lean = lean
-        with tempfile.TemporaryDirectory(prefix="swener-epoch-") as folder:
-            clock = time.perf_counter()
-            ModelTrainer(student, flair_corpus).train(folder, learning_rate=0.1, mini_batch_size=32, max_epochs=epochs,
-                                                      embeddings_storage_mode="cpu", save_final_model=False)
-            seconds = time.perf_counter() - clock
-            header, *rows = (Path(folder) / "loss.tsv").read_text().splitlines()
-            dev = float(rows[-1].split("\t")[header.split("\t").index("DEV_F1")])
-        out["lean" if lean else "flair"] = {"seconds_per_epoch": round(seconds / epochs, 1), "dev_f1": dev}
+    runs: dict[str, list[tuple[float, float]]] = {"flair": [], "lean": []}
+    for seed in seeds:
+        for lean in (False, True):
+            flair.set_seed(seed)
+            student = build_student(family, CompactFastTextEmbeddings(embeddings), corpus.types)
+            student.lean = lean
+            with tempfile.TemporaryDirectory(prefix="swener-epoch-") as folder:
+                clock = time.perf_counter()
+                ModelTrainer(student, flair_corpus).train(folder, learning_rate=0.1, mini_batch_size=32,
+                                                          max_epochs=epochs, embeddings_storage_mode="cpu",
+                                                          save_final_model=False)
+                seconds = time.perf_counter() - clock
+                header, *rows = (Path(folder) / "loss.tsv").read_text().splitlines()
+                dev = float(rows[-1].split("\t")[header.split("\t").index("DEV_F1")])
+            runs["lean" if lean else "flair"].append((seconds / epochs, dev))
+    for path, values in runs.items():
+        f1s = [f1 for _, f1 in values]
+        out[path] = {"seconds_per_epoch": [round(s, 1) for s, _ in values], "dev_f1": f1s,
+                     "dev_f1_mean": round(statistics.mean(f1s), 4),
+                     "dev_f1_sd": round(statistics.stdev(f1s), 4) if len(f1s) > 1 else None}
     return out
 
 
@@ -287,8 +296,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--corpus", default="webbnyheter2012")
         parser.add_argument("--threads", type=int, default=1)
         parser.add_argument("--epochs", type=int, default=1)
+        parser.add_argument("--seeds", type=lambda text: tuple(int(x) for x in text.split(",")), default=(1,))
         a = parser.parse_args(argv[1:])
-        print(json.dumps(epoch_times(a.family, a.embeddings, a.corpus, a.threads, a.epochs), indent=2))
+        print(json.dumps(epoch_times(a.family, a.embeddings, a.corpus, a.threads, a.epochs, a.seeds), indent=2))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", help="NAME=PATH (repeatable); default: the short names")

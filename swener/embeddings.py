@@ -163,6 +163,11 @@ class CompactFastTextEmbeddings(TokenEmbeddings):
         self._oov_count = 1
         self._generation = next(_GENERATIONS)
 
+    def __setstate__(self, state: dict) -> None:
+        """A copy (deepcopy, pickle) gets an id space of its own: ids kept on sentences are looked up again."""
+        super().__setstate__(state)
+        self._generation = next(_GENERATIONS)
+
     @property
     def ids_key(self) -> int:
         """Identifies the id space: ids cached under another key must be looked up again."""

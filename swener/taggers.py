@@ -119,6 +119,11 @@ class StudentTagger(SequenceTagger):
         """Whether batches take the lean path (swener's embeddings, and not switched off with `lean = False`)."""
         return self.lean and isinstance(self.embeddings, CompactFastTextEmbeddings)
 
+    @property
+    def supports_tag_tokens(self) -> bool:
+        """Whether `tag_tokens` works: the lean path over the token text (not a token label)."""
+        return self.uses_lean_path and self.embeddings.field is None
+
     def _sentence_ids(self, sentence: Sentence) -> list[int]:
         """The word ids of a sentence, looked up once and kept on it (until the id space changes)."""
         embeddings: CompactFastTextEmbeddings = self.embeddings  # type: ignore[assignment]
@@ -192,6 +197,8 @@ class StudentTagger(SequenceTagger):
     def tag_tokens(self, token_lists: Sequence[Sequence[str]], batch_size: int = 64
                    ) -> list[tuple[list[str], list[float]]]:
         """BIOES tags and confidences of tokenised sentences, without Flair objects (length-sorted batches)."""
+        if not self.supports_tag_tokens:
+            raise ValueError("tag_tokens needs swener's fastText embeddings of the token text; use predict()")
         results: list[tuple[list[str], list[float]]] = [([], []) for _ in token_lists]
         order = sorted((i for i, tokens in enumerate(token_lists) if tokens), key=lambda i: -len(token_lists[i]))
         names = [self.label_dictionary.get_item_for_index(i) for i in range(len(self.label_dictionary))]

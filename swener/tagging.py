@@ -254,7 +254,7 @@ def tag_items(tagger, items: Iterable[Item], batch_size: int = 64, chunk: int | 
     A tagger with `tag_tokens` (swener's students and exported taggers) is called on the
     token strings; any other Flair tagger through `predict` on Flair sentences.
     """
-    if hasattr(tagger, "tag_tokens"):
+    if hasattr(tagger, "tag_tokens") and getattr(tagger, "supports_tag_tokens", True):
         yield from _tag_items_lean(tagger, items, batch_size, chunk)
         return
     from flair.data import Sentence

@@ -114,6 +114,19 @@ def test_ids_are_kept_on_sentences_until_the_oov_table_starts_afresh(corpus, tin
     assert fresh is not ids and torch.equal(student.embeddings.lookup(torch.tensor(fresh))[1], expected)
 
 
+def test_a_copy_of_the_embeddings_has_its_own_id_space(corpus, tiny_vectors):
+    import copy
+
+    student = _student("bilstm", tiny_vectors, corpus)
+    student._sentence_ids(Sentence(["xyzzyq"]))
+    twin = copy.deepcopy(student)  # as quantize_dynamic copies a model
+    assert twin.embeddings.ids_key != student.embeddings.ids_key
+    sentence = Sentence(["qqqqzzzz", "Anna"])
+    twin._sentence_ids(sentence)  # ids of the twin's OOV table are kept on the sentence
+    vectors = student._prepare_tensors([sentence])[0]
+    assert torch.equal(vectors[0, 0], student.embeddings._oov_vector("qqqqzzzz")) and float(vectors.abs().sum()) > 0
+
+
 def test_zero_oov_embeddings(corpus, tiny_vectors):
     flair.set_seed(7)
     student = build_student("cnn", CompactFastTextEmbeddings(tiny_vectors, oov="zero"), corpus.types, hidden_size=6)
