@@ -161,6 +161,7 @@ class CompactFastTextEmbeddings(TokenEmbeddings):
         self._oov_rows: dict[str, int] = {}
         self._oov_matrix = torch.zeros(1024, self._dim, device=self.word_vectors.device)  # row 0: the zero vector
         self._oov_count = 1
+        self._misses: dict[str, int] = {}  # texts not in the vocabulary as they are -> id
         self._generation = next(_GENERATIONS)
 
     def __setstate__(self, state: dict) -> None:
@@ -197,15 +198,18 @@ class CompactFastTextEmbeddings(TokenEmbeddings):
         for text in texts:
             row = index.get(text)
             if row is None:
-                row = find_row(index, text)
+                row = self._misses.get(text)
                 if row is None:
-                    row = self._oov_id(embedding_key(text))
+                    row = find_row(index, text)
+                    if row is None:
+                        row = self._oov_id(embedding_key(text))
+                    self._misses[text] = row
             ids.append(row)
         return ids
 
     def trim_oov_table(self) -> None:
         """Start the OOV table afresh once it holds more than `OOV_CACHE_SIZE` words (bounded memory)."""
-        if len(self._oov_rows) > OOV_CACHE_SIZE:
+        if len(self._misses) > OOV_CACHE_SIZE:
             self._reset_oov_table()
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:

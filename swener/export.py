@@ -50,6 +50,8 @@ def export(tagger, model_path: Path, out: Path) -> Path:
     if tagger.embeddings.field is not None:
         raise SwenerError(f"{model_path}: a student that embeds a token label ({tagger.embeddings.field}) "
                           "cannot be exported")
+    if getattr(tagger, "precision", "float32") == "int8":
+        raise SwenerError(f"{model_path}: an int8 student cannot be exported to ONNX; export the float model")
     tagger = tagger.eval()
     embeddings = tagger.embeddings
     names = [tagger.label_dictionary.get_item_for_index(i) for i in range(len(tagger.label_dictionary))]

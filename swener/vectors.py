@@ -262,6 +262,7 @@ class WordTable:
         self._oov_rows: dict[str, int] = {}
         self._oov_matrix = np.zeros((1024, self.compact.dim), dtype=np.float32)
         self._oov_count = 1
+        self._misses: dict[str, int] = {}  # texts not in the vocabulary as they are -> id
 
     def _oov_id(self, text: str) -> int:
         row = self._oov_rows.get(text)
@@ -283,15 +284,18 @@ class WordTable:
         for text in texts:
             row = index.get(text)
             if row is None:
-                row = find_row(index, text)
+                row = self._misses.get(text)
                 if row is None:
-                    row = self._oov_id(embedding_key(text))
+                    row = find_row(index, text)
+                    if row is None:
+                        row = self._oov_id(embedding_key(text))
+                    self._misses[text] = row
             ids.append(row)
         return ids
 
     def trim(self) -> None:
         """Start the OOV table afresh once it holds more than `cache_size` words (between batches)."""
-        if len(self._oov_rows) > self.cache_size:
+        if len(self._misses) > self.cache_size:
             self._reset()
 
     def lookup(self, ids: np.ndarray) -> np.ndarray:
