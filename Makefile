@@ -220,5 +220,5 @@ BENCH_JSON := results/$(PROFILE)/bench.json
 .PHONY: bench
 bench: | $(BIN)/swener
 	@mkdir -p $(dir $(BENCH_JSON))
-	$(BIN)/python -m swener.bench --corpus $(CORPUS) --repeats $(BENCH_REPEATS) --out $(BENCH_JSON)
+	SWENER_LAZY=1 $(BIN)/python -m swener.bench --corpus $(CORPUS) --repeats $(BENCH_REPEATS) --out $(BENCH_JSON)
 	$(MAKE) bench-tag bench-tag-onnx

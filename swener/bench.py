@@ -32,6 +32,19 @@ VARIANTS = ("float32", "onnx", "int8", "bf16")
 DEFAULT_OUT = Path("results/full/bench.json")
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM): unlike getrusage's ru_maxrss, not the parent's before exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
@@ -110,7 +123,8 @@ def _child(name: str, family: str, path: Path, variant: str, args: argparse.Name
 
     The ONNX variant is exported by a child of its own first, so that its measurement never imports torch.
     """
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads),
+           "SWENER_LAZY": "1"}  # `import swener` would import Flair; the Flair loader registers its classes itself
     measured = path
     if variant == "onnx":
         measured = Path(tempfile.mkdtemp(prefix="swener-bench-")) / "export"
@@ -274,9 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--threads", type=int, default=1)
         a = parser.parse_args(argv[1:])
         result = measure(a.path, a.variant, a.corpus, a.repeats, a.batch_size, a.threads)
-        import resource
-
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
     if argv[:1] == ["_export"]:

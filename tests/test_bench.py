@@ -46,4 +46,5 @@ def test_one_run_writes_every_field_with_its_f1(model, tmp_path, monkeypatch):
                      types={"LOC", "MISC", "ORG", "PER"}).micro_f1
     assert rows[0]["f1"] == round(expected, 4) == rows[1]["f1"]
     assert rows[1]["size_bytes"] > 0 and rows[0]["size_bytes"] == model.stat().st_size
+    assert rows[1]["peak_rss_mb"] < rows[0]["peak_rss_mb"]  # the ONNX child never imports torch or Flair
     json.dumps(result)  # what bench.json holds

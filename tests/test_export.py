@@ -196,6 +196,9 @@ def test_int8_student_round_trips_and_bf16_variant_loads(exported, corpus, tmp_p
     assert sum(agree) / len(agree) > 0.9  # int8 rounding moves some near-ties of a barely trained model
     result = _cli("tag", saved, "--format", "inline", input="Anna bor i Umeå.\n".encode())
     assert result.exit_code == 0 and "Umeå" in result.stdout
+    for precision in ("bf16", "int8"):
+        result = _cli("evaluate", model, "--precision", precision, "--max-sentences", "20", "--json")
+        assert result.exit_code == 0 and 0.0 <= json.loads(result.stdout)["micro_f1"] <= 1.0, result.output
     bf16 = export.write_variant(models.load_tagger(str(model)), model, "bf16")
     reloaded = flair.nn.Classifier.load(bf16)
     assert reloaded.precision == "bf16" and reloaded.card["precision"] == "bf16"
