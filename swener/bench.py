@@ -2,7 +2,7 @@
 
     python -m swener.bench [--model NAME=PATH ...] [--repeats 5] [--out results/full/bench.json]
     python -m swener.bench agreement MODEL      # the lean path's tags against Flair's own, same model file
-    python -m swener.bench epoch FAMILY --embeddings DIR [--epochs N --seeds 1,2,3]   # training, Flair's path vs the lean one
+    python -m swener.bench epoch FAMILY --embeddings DIR [--epochs N --seeds 1,2,3]  # Flair's path vs the lean one
 
 Without --model, the models are the short names of `swener models` (teacher and the four
 student families). Every student is measured at float32 (its lean path), as an ONNX export

@@ -40,7 +40,8 @@ def predict_tags(tagger, sentences: list[TaggedSentence], batch_size: int = 32) 
         from swener.decoding import bioes_spans
 
         tagged = tagger.tag_tokens([s.tokens for s in sentences], batch_size)
-        return [_iob2_of_spans(len(s.tokens), bioes_spans(tags, scores)) for s, (tags, scores) in zip(sentences, tagged)]
+        return [_iob2_of_spans(len(s.tokens), bioes_spans(tags, scores))
+                for s, (tags, scores) in zip(sentences, tagged)]
     from flair.data import Sentence
 
     flair_sentences = [Sentence(s.tokens) for s in sentences]
