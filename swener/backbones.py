@@ -34,6 +34,7 @@ from swener.errors import DataError, SwenerError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EMBEDDINGS_DIR = Path(os.environ.get("SWENER_EMBEDDINGS", REPO_ROOT / "embeddings"))
 E5_NAME = "e5-small"
+E5_SV_NAME = "e5-small-sv"  # e5-small with its vocabulary trimmed to Swedish use (swener.trim)
 CONVERTER_VERSION = 1
 
 MODEL_FILE = "e5-small-q4.bin"
@@ -475,13 +476,19 @@ _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 def resolve_backbone(name_or_path: str | Path) -> str:
     """What to hand to `from_pretrained`: `e5-small` is the converted folder (converted if
-    absent), an existing folder is itself, anything shaped like a Hugging Face id is passed
+    absent), `e5-small-sv` the trimmed one (made by `swener backbone trim`), an existing folder is itself, anything shaped like a Hugging Face id is passed
     through; a path that does not exist is an error (transformers would ask the Hub)."""
     text = str(name_or_path)
     if text == E5_NAME:
         folder = default_folder()
         if not ((folder / "manifest.json").is_file() and (folder / "config.json").is_file()):
             convert(folder)
+        return str(folder)
+    if text == E5_SV_NAME:
+        folder = EMBEDDINGS_DIR / E5_SV_NAME
+        if not (folder / "manifest.json").is_file():
+            raise SwenerError(f"{folder}: the trimmed backbone is missing; make it with `make backbone` "
+                              f"(swener backbone trim)")
         return str(folder)
     path = Path(text).expanduser()
     if path.is_dir():

@@ -64,6 +64,11 @@ def _existing_file(path: str, what: str) -> Path:
     return found
 
 
+from swener.teacher import TeacherSettings as _TeacherSettings  # noqa: E402  (no torch: defaults only)
+
+_TEACHER = _TeacherSettings()
+
+
 @main.group(cls=Group)
 def teacher() -> None:
     """Fine-tune the transformer teacher and write its soft labels."""
@@ -71,31 +76,35 @@ def teacher() -> None:
 
 @teacher.command("train")
 @click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
-@click.option("--backbone", default="e5-small", show_default=True, help="e5-small, a local folder or a HF id.")
+@click.option("--backbone", default=_TEACHER.backbone, show_default=True,
+              help="e5-small-sv (trimmed), e5-small, a local folder or a HF id.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the trained teacher.")
-@click.option("--epochs", default=3, show_default=True)
-@click.option("--lr", default=5e-5, show_default=True)
-@click.option("--batch-size", default=16, show_default=True)
-@click.option("--crf/--no-crf", default=False, show_default=True, help="A CRF head (default: softmax).")
+@click.option("--epochs", type=click.IntRange(min=1), default=_TEACHER.epochs, show_default=True,
+              help="At most this many epochs; the best on dev is kept.")
+@click.option("--patience", type=click.IntRange(min=1), default=_TEACHER.patience, show_default=True,
+              help="Stop when dev F1 has not improved for this many epochs.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_TEACHER.learning_rate, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=_TEACHER.batch_size, show_default=True)
+@click.option("--crf/--no-crf", default=_TEACHER.use_crf, show_default=True, help="A CRF head (default: softmax).")
+@click.option("--decoding", type=click.Choice(["bioes", "argmax"]), default=_TEACHER.decoding, show_default=True,
+              help="Softmax head: constrained BIOES Viterbi and chain marginals, or Flair's per-token argmax.")
 @click.option("--max-sentences", type=int, default=None, help="Use only the first N sentences of each split.")
-@click.option("--seed", default=1, show_default=True)
-@click.option("--freeze-word-embeddings/--train-word-embeddings", default=True, show_default=True,
-              help="Keep the backbone's vocabulary table fixed (much cheaper optimizer steps on a CPU).")
-def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, lr: float, batch_size: int,
-                  crf: bool, max_sentences: int | None, seed: int, freeze_word_embeddings: bool) -> None:
+@click.option("--seed", default=_TEACHER.seed, show_default=True)
+@click.option("--freeze-word-embeddings/--train-word-embeddings", default=_TEACHER.freeze_word_embeddings,
+              show_default=True, help="Keep the backbone's vocabulary table fixed.")
+@click.option("--bf16/--float32", "use_amp", default=_TEACHER.use_amp, show_default=True,
+              help="Train under CPU bf16 autocast.")
+def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patience: int, lr: float,
+                  batch_size: int, crf: bool, decoding: str, max_sentences: int | None, seed: int,
+                  freeze_word_embeddings: bool, use_amp: bool) -> None:
     """Fine-tune a flair SequenceTagger over a transformer backbone; keeps the best model on dev F1."""
-    from swener import corpora, teacher as teacher_lib
-    from swener.backbones import resolve_backbone
-    from swener.train import TrainSettings, fit
+    from swener import teacher as teacher_lib
 
-    corpus = corpora.load(corpus_name)
-    settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, learning_rate=lr, batch_size=batch_size,
-                                           epochs=epochs, freeze_word_embeddings=freeze_word_embeddings)
-    tagger = teacher_lib.build_teacher(resolve_backbone(backbone), corpus.types, settings)
-    best = fit(tagger, corpora.to_flair(corpus, max_sentences), out,
-               TrainSettings(epochs=epochs, learning_rate=lr, batch_size=batch_size, fine_tune=True, seed=seed,
-                             max_sentences=max_sentences))
-    click.echo(f"teacher: {best}")
+    settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, decoding=decoding, learning_rate=lr,
+                                           batch_size=batch_size, epochs=epochs, patience=patience,
+                                           freeze_word_embeddings=freeze_word_embeddings, use_amp=use_amp,
+                                           seed=seed)
+    click.echo(f"teacher: {teacher_lib.train_teacher(corpus_name, settings, out, max_sentences)}")
 
 
 @teacher.command("soft-labels")
@@ -107,15 +116,17 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, lr: f
               help="A file of unlabelled Swedish text (.txt or .txt.gz) to write as a transfer set.")
 @click.option("--max-sentences", type=int, default=None, help="Only the first N sentences of each split/text.")
 @click.option("--topk", type=int, default=None, help="Store only the k most likely tags per token.")
+@click.option("--bf16/--float32", default=False, show_default=True, help="Run the teacher under CPU bf16 autocast.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder: <out>/<split>.npz")
 def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, ...], texts: tuple[Path, ...],
-                        max_sentences: int | None, topk: int | None, out: Path) -> None:
+                        max_sentences: int | None, topk: int | None, bf16: bool, out: Path) -> None:
     """Write the teacher's per-token log-distributions, one file per split (and per text file)."""
     from swener import teacher as teacher_lib
 
     splits = splits or (() if texts else ("train", "dev"))
     for path in teacher_lib.write_soft_labels(_existing_file(teacher_path, "teacher model"), corpus_name,
-                                              list(splits), list(texts), out, max_sentences=max_sentences, topk=topk):
+                                              list(splits), list(texts), out, max_sentences=max_sentences, topk=topk,
+                                              bf16=bf16):
         click.echo(f"wrote {path}")
 
 
@@ -136,6 +147,24 @@ def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None,
     for name, row in results["scores"].items():
         click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")
     click.echo(f"{results['cost']['tokens_per_second']:.0f} tokens/s; wrote {out}")
+
+
+@teacher.command("bench")
+@click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
+@click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
+@click.option("--max-sentences", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="JSON file to write.")
+def teacher_bench(teacher_path: str, corpus_name: str, max_sentences: int, out: Path) -> None:
+    """Speed of the soft-label pass: corpus order vs length-sorted, float32 vs bf16 (one process)."""
+    from swener.atomic import write_json
+    from swener.teacher_bench import soft_label_speed
+
+    result = soft_label_speed(_existing_file(teacher_path, "teacher model"), corpus_name,
+                              max_sentences=max_sentences)
+    write_json(out, result)
+    for name, row in result["variants"].items():
+        click.echo(f"{name}: {row['tokens_per_second']:.0f} tokens/s")
+    click.echo(f"bf16 argmax agreement {result['bf16_argmax_agreement']:.5f}; wrote {out}")
 
 
 @main.command("train")
@@ -237,6 +266,25 @@ def backbone_convert(output: str | None, model_file: str | None, tokenizer: str 
     folder = backbones.convert(output, model_file, tokenizer, force=force,
                                log=lambda line: click.echo(line, err=True))
     click.echo(f"{folder} ({time.perf_counter() - start:.1f} s)")
+
+
+@backbone.command("trim")
+@click.option("--source", type=click.Path(path_type=Path), default=Path("embeddings/e5-small"), show_default=True,
+              help="The backbone folder to trim (a Unigram tokenizer.json).")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("embeddings/e5-small-sv"), show_default=True)
+@click.option("--text", "texts", multiple=True, type=click.Path(path_type=Path),
+              help="Raw text choosing the pieces (default: the shared text/*.txt.gz).")
+def backbone_trim(source: Path, output: Path, texts: tuple[Path, ...]) -> None:
+    """Keep only the vocabulary pieces Swedish uses (plus Latin-script pieces and specials)."""
+    from swener import corpora, trim
+
+    if not texts:
+        root = corpora.data_root()
+        if root is None:
+            raise SwenerError("no shared data folder (set SWENER_DATA) and no --text given")
+        texts = tuple(sorted((root / "text").glob("*.txt.gz")))
+    manifest = trim.trim(source, output, list(texts), log=lambda line: click.echo(line, err=True))
+    click.echo(f"{output}: {manifest['pieces']['after']:,} pieces, {manifest['parameters']['after']:,} parameters")
 
 
 @backbone.command("check")

@@ -2,3 +2,4 @@
 
 import swener.embeddings  # noqa: F401  (CompactFastTextEmbeddings)
 import swener.taggers  # noqa: F401  (StudentTagger)
+import swener.teacher_tagger  # noqa: F401  (TeacherTagger)

@@ -20,30 +20,51 @@ log = logging.getLogger("swener")
 class TeacherSettings:
     """The teacher's architecture and fine-tuning defaults (see the README)."""
 
-    backbone: str = "e5-small"
+    backbone: str = "e5-small-sv"  # e5-small with its vocabulary trimmed to Swedish use (`swener backbone trim`)
     use_crf: bool = False  # the paper's teacher has no CRF
+    decoding: str = "bioes"  # a softmax head decoded as a BIOES chain (`swener.teacher_tagger`)
     subtoken_pooling: str = "first"
     layers: str = "-1"
     learning_rate: float = 5e-5
     batch_size: int = 16
-    epochs: int = 3
-    # The backbone's word-embedding table (96 M of e5-small's 118 M parameters, one row per
-    # vocabulary piece) stays fixed: updating it densely made each optimizer step cost more
-    # than the forward and backward passes on 2 CPU cores.
-    freeze_word_embeddings: bool = True
+    epochs: int = 10  # at most; the best epoch on dev is kept and `patience` stops early
+    patience: int = 2
+    # With the trimmed vocabulary the table is small enough to train (the untrimmed 96 M-row
+    # table made each dense AdamW step cost more than the forward and backward passes).
+    freeze_word_embeddings: bool = False
+    use_amp: bool = False  # bf16 autocast while training
+    seed: int = 1
 
 
 def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSettings):
-    """A flair SequenceTagger over fine-tuned transformer embeddings, BIOES tags of `types`."""
+    """A TeacherTagger (flair SequenceTagger) over fine-tuned transformer embeddings, BIOES tags of `types`."""
     from flair.embeddings import TransformerWordEmbeddings
-    from flair.models import SequenceTagger
+
+    from swener.teacher_tagger import TeacherTagger
 
     embeddings = TransformerWordEmbeddings(backbone_path, layers=settings.layers, fine_tune=True,
                                            subtoken_pooling=settings.subtoken_pooling, allow_long_sentences=True)
     if settings.freeze_word_embeddings:
         embeddings.model.get_input_embeddings().weight.requires_grad_(False)
-    return SequenceTagger(embeddings=embeddings, tag_dictionary=span_dictionary(types), tag_type="ner",
-                          use_crf=settings.use_crf, use_rnn=False, reproject_embeddings=False)
+    return TeacherTagger(embeddings=embeddings, tag_dictionary=span_dictionary(types), tag_type="ner",
+                         use_crf=settings.use_crf, use_rnn=False, reproject_embeddings=False,
+                         decoding=settings.decoding)
+
+
+def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_sentences: int | None = None) -> Path:
+    """Fine-tune the teacher on a corpus's train split, epochs chosen on dev; returns best-model.pt."""
+    from swener.backbones import resolve_backbone
+    from swener.schedule import DevCurve
+    from swener.train import TrainSettings, fit
+
+    corpus = corpora.load(corpus_name)
+    tagger = build_teacher(resolve_backbone(settings.backbone), corpus.types, settings)
+    curve = DevCurve(patience=settings.patience)
+    return fit(tagger, corpora.to_flair(corpus, max_sentences), out,
+               TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
+                             batch_size=settings.batch_size, fine_tune=True, seed=settings.seed,
+                             max_sentences=max_sentences, use_amp=settings.use_amp),
+               plugins=[curve])
 
 
 def span_dictionary(types: Sequence[str]):
@@ -62,11 +83,15 @@ def tagger_tags(tagger) -> list[str]:
     return [tagger.label_dictionary.get_item_for_index(i) for i in range(len(tagger.label_dictionary))]
 
 
-def log_distributions(tagger, sentences: list, batch_size: int = 32) -> Iterator[np.ndarray]:
-    """Per sentence, the tagger's [tokens, tags] log-distribution on the canonical tag list.
+def log_distributions(tagger, sentences: list, batch_size: int = 32, bf16: bool = False,
+                      sort_by_length: bool = True) -> Iterator[np.ndarray]:
+    """Per sentence (in the given order), the tagger's [tokens, tags] log-distribution on the canonical tags.
 
-    Softmax head: log-softmax of the scores. CRF head: posterior log-marginals by forward-backward
-    (Flair's `return_probabilities_for_all_classes` is not a marginal under a CRF).
+    Softmax head: log-softmax of the scores, or, decoded as a BIOES chain (TeacherTagger), the
+    constrained chain's marginals. CRF head: posterior log-marginals by forward-backward
+    (Flair's `return_probabilities_for_all_classes` is not a marginal under a CRF). Batches are
+    made of sentences of similar length (less padding); `bf16` runs the network under CPU
+    bf16 autocast (the distributions are computed in float32).
     """
     import torch
 
@@ -79,24 +104,37 @@ def log_distributions(tagger, sentences: list, batch_size: int = 32) -> Iterator
     if missing:
         raise ValueError(f"the tagger lacks the canonical tags {missing}")
     columns = torch.tensor([names.index(tag) for tag in wanted])
+    chain = getattr(tagger, "constrained", lambda: False)()
+    order = list(range(len(sentences)))
+    if sort_by_length:
+        order.sort(key=lambda i: len(sentences[i]), reverse=True)
+    done: dict[int, np.ndarray] = {}
+    following = 0
     tagger.eval()
     with torch.no_grad():
-        for start in range(0, len(sentences), batch_size):
-            batch = sentences[start:start + batch_size]
-            tensor, lengths = tagger._prepare_tensors(batch)
-            scores = tagger.forward(tensor, lengths)
+        for start in range(0, len(order), batch_size):
+            ids = order[start:start + batch_size]
+            batch = [sentences[i] for i in ids]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                tensor, lengths = tagger._prepare_tensors(batch)
+                scores = tagger.forward(tensor, lengths)
             if tagger.use_crf:
                 features, _, transitions = scores
-                logp = crf.marginals(features, lengths, tagger.label_dictionary.get_idx_for_item("<START>"),
-                                     tagger.label_dictionary.get_idx_for_item("<STOP>"), transitions)
+                logp = crf.marginals(features.float(), lengths, tagger.label_dictionary.get_idx_for_item("<START>"),
+                                     tagger.label_dictionary.get_idx_for_item("<STOP>"), transitions.float())
+                rows = [logp[i, :n] for i, n in enumerate(lengths.tolist())]
+            elif chain:
+                logp = tagger.chain_log_marginals(scores, lengths.tolist())
                 rows = [logp[i, :n] for i, n in enumerate(lengths.tolist())]
             else:
-                logp = torch.log_softmax(scores, dim=-1)
-                rows = torch.split(logp, lengths.tolist())
-            for row in rows:
-                yield row[:, columns].float().cpu().numpy()
+                rows = torch.split(torch.log_softmax(scores.float(), dim=-1), lengths.tolist())
+            for i, row in zip(ids, rows):
+                done[i] = row[:, columns].float().cpu().numpy()
             for sentence in batch:
                 sentence.clear_embeddings()
+            while following in done:
+                yield done.pop(following)
+                following += 1
 
 
 def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[list[str]]:
@@ -121,7 +159,8 @@ def transfer_cache_name(text: Path) -> str:
 
 
 def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], texts: list[Path], out: Path,
-                      max_sentences: int | None = None, topk: int | None = None, batch_size: int = 32) -> list[Path]:
+                      max_sentences: int | None = None, topk: int | None = None, batch_size: int = 32,
+                      bf16: bool = False) -> list[Path]:
     """Run the teacher once over corpus splits (and transfer texts) and cache its distributions."""
     from flair.data import Sentence
 
@@ -143,7 +182,7 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
         started = time.perf_counter()
         sentences = [Sentence(words) for words in tokens]
         distributions = []
-        for i, dist in enumerate(log_distributions(tagger, sentences, batch_size)):
+        for i, dist in enumerate(log_distributions(tagger, sentences, batch_size, bf16)):
             distributions.append(dist)
             if (i + 1) % 1000 == 0:
                 log.info("%s/%s: %d/%d sentences", source, split, i + 1, len(sentences))
@@ -158,6 +197,37 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
     return written
 
 
+def invalid_bioes(tagger, sentences: list, batch_size: int = 32) -> dict:
+    """How many predicted BIOES tag sequences break the scheme, and at how many places."""
+    from flair.data import Sentence
+
+    from swener.bioes import invalid_transitions
+
+    flair_sentences = [Sentence(s.tokens) for s in sentences]
+    tagger.predict(flair_sentences, mini_batch_size=batch_size, label_name="bioes", force_token_predictions=True)
+    breaks = [invalid_transitions([t.get_label("bioes").value for t in fs]) for fs in flair_sentences]
+    return {"sentences": len(breaks), "sentences_with_invalid": sum(b > 0 for b in breaks),
+            "invalid_transitions": sum(breaks)}
+
+
+def compare_decodings(tagger, corpus, max_sentences: int | None = None) -> dict:
+    """Dev F1 and invalid BIOES sequences of a softmax teacher under each decoding (the choice is made on dev)."""
+    from swener.evaluate import evaluate
+    from swener.teacher_tagger import DECODINGS
+
+    kept = tagger.decoding
+    rows = {}
+    try:
+        for decoding in DECODINGS:
+            tagger.decoding = decoding
+            result, _ = evaluate(tagger, corpus, "dev", max_sentences=max_sentences)
+            rows[decoding] = {"dev_f1": result.micro_f1, "per_type": result.per_type,
+                              **invalid_bioes(tagger, corpus.splits["dev"][:max_sentences])}
+    finally:
+        tagger.decoding = kept
+    return rows
+
+
 def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: Path | None = None,
                      max_sentences: int | None = None) -> dict:
     """Score the teacher like a student (scores, counts, cost) and add the soft-label cache's cost."""
@@ -166,14 +236,20 @@ def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: 
     from swener.atomic import write_json
     from swener.students import EVAL_CORPORA
 
-    tagger = load_tagger(str(teacher_path))
-    results = {"model": str(teacher_path), "corpus": corpus_name, "max_sentences": max_sentences,
-               **score_model(tagger, teacher_path, corpora.load(corpus_name), max_sentences, EVAL_CORPORA)}
-    training = teacher_path.parent / "training.json"
-    if training.is_file():
-        import json
+    import json
 
-        results["training"] = json.loads(training.read_text())
+    tagger = load_tagger(str(teacher_path))
+    corpus = corpora.load(corpus_name)
+    results = {"model": str(teacher_path), "corpus": corpus_name, "max_sentences": max_sentences,
+               "decoding": getattr(tagger, "decoding", "argmax"),
+               **score_model(tagger, teacher_path, corpus, max_sentences, EVAL_CORPORA)}
+    results["invalid_bioes"] = {name: invalid_bioes(tagger, corpora.load(name).splits["test"][:max_sentences])
+                                for name in (corpus_name, *EVAL_CORPORA)}
+    if hasattr(tagger, "decoding") and not tagger.use_crf:
+        results["decoding_on_dev"] = compare_decodings(tagger, corpus, max_sentences)
+    for name in ("training.json", "learning_curve.json"):
+        if (teacher_path.parent / name).is_file():
+            results[name.split(".")[0]] = json.loads((teacher_path.parent / name).read_text())
     if soft_dir is not None:
         caches = [softlabels.read(p) for p in sorted(soft_dir.glob("*.npz"))]
         results["soft_labels"] = {"seconds": sum(c.header.get("seconds", 0.0) for c in caches),

@@ -99,3 +99,67 @@ def test_parameters_without_embedding_tables(trained):
     transformer = sum(p.numel() for p in tagger.embeddings.model.parameters())
     assert without == transformer - tables + head and without > head
     assert total >= without + tables
+
+
+@pytest.fixture(scope="module")
+def softmax_teacher(tiny_backbone, tmp_path_factory):
+    """A softmax-head teacher decoded as a BIOES chain, trained 2 epochs on 40 sentences through train_teacher."""
+    settings = teacher.TeacherSettings(backbone=str(tiny_backbone), epochs=2, patience=5, learning_rate=1e-3,
+                                       batch_size=8)
+    out = tmp_path_factory.mktemp("softmax-teacher") / "t"
+    return teacher.train_teacher("webbnyheter2012", settings, out, max_sentences=40)
+
+
+def test_softmax_teacher_decodes_valid_bioes_and_caches_chain_marginals(softmax_teacher, tmp_path):
+    import json
+
+    from swener.models import load_tagger
+
+    tagger = load_tagger(str(softmax_teacher))
+    assert type(tagger).__name__ == "TeacherTagger" and tagger.decoding == "bioes"  # survives save/load
+    curve = json.loads((softmax_teacher.parent / "learning_curve.json").read_text())
+    assert [e["epoch"] for e in curve] == [1, 2] and (softmax_teacher.parent / "learning_curve.png").is_file()
+    sentences = corpora.load("webbnyheter2012").splits["dev"][:30]
+    assert teacher.invalid_bioes(tagger, sentences)["invalid_transitions"] == 0
+    path = teacher.write_soft_labels(softmax_teacher, "webbnyheter2012", ["dev"], [], tmp_path, max_sentences=30)[0]
+    soft = softlabels.read(path)
+    first = np.exp(soft.sentence(0)[0].astype(np.float64))
+    inside = [i for i, t in enumerate(soft.tags) if t[:2] in ("I-", "E-")]
+    assert first[inside].max() < 1e-3  # no valid sequence starts inside an entity
+    last = np.exp(soft.sentence(0)[-1].astype(np.float64))
+    opening = [i for i, t in enumerate(soft.tags) if t[:2] in ("B-", "I-")]
+    assert last[opening].max() < 1e-3  # nor ends with one open
+
+
+def test_sorted_and_bf16_passes_agree_with_the_corpus_order_float32_pass(softmax_teacher):
+    from flair.data import Sentence
+
+    from swener.models import load_tagger
+
+    tagger = load_tagger(str(softmax_teacher))
+    tokens = [s.tokens for s in corpora.load("webbnyheter2012").splits["dev"][:40]]
+
+    def run(**options):
+        return np.concatenate(list(teacher.log_distributions(tagger, [Sentence(t) for t in tokens], 8, **options)))
+
+    reference = run(sort_by_length=False)
+    assert len(reference) == sum(map(len, tokens))
+    np.testing.assert_allclose(np.exp(run(sort_by_length=True)), np.exp(reference), atol=1e-5)
+    bf16 = run(bf16=True)
+    assert np.abs(np.exp(bf16) - np.exp(reference)).max() < 0.1
+    assert (bf16.argmax(1) == reference.argmax(1)).mean() > 0.95
+
+
+def test_dev_curve_stops_after_patience_epochs_without_improvement(tmp_path):
+    from flair.trainers.plugins.base import TrainingInterrupt
+
+    from swener.schedule import DevCurve
+
+    curve = DevCurve(patience=2)
+    curve.base_path = tmp_path
+    for epoch, f1 in enumerate([0.5, 0.6, 0.58], start=1):
+        curve.after_evaluation(epoch=epoch, current_model_is_best=False, validation_scores=(f1, 0.1))
+    with pytest.raises(TrainingInterrupt, match="not improved for 2 epochs"):
+        curve.after_evaluation(epoch=4, current_model_is_best=False, validation_scores=(0.59, 0.1))
+    assert [e["dev_f1"] for e in curve.epochs] == [0.5, 0.6, 0.58, 0.59]
+    assert (tmp_path / "learning_curve.json").is_file()
