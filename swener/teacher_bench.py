@@ -44,3 +44,58 @@ def soft_label_speed(teacher_path: Path, corpus_name: str = "webbnyheter2012", s
             "sorted_vs_corpus_order_max_abs_diff": float(np.abs(np.exp(reference) - np.exp(same_order)).max()),
             "bf16_argmax_agreement": float((reference.argmax(1) == bf16.argmax(1)).mean()),
             "bf16_max_abs_prob_diff": float(np.abs(np.exp(reference) - np.exp(bf16)).max())}
+
+
+def training_step_probe(configs: list[tuple[str, str, bool, bool]], batches: int = 4, warm_up: int = 2,
+                        corpus_name: str = "webbnyheter2012") -> list[dict]:
+    """Seconds per teacher batch of 16 (forward + backward) and per AdamW step, for each
+    (name, backbone, fused AdamW, bf16 autocast) config, all in this one process."""
+    import random
+
+    import flair
+    import torch
+
+    from swener import teacher
+    from swener.backbones import resolve_backbone
+
+    corpus = corpora.load(corpus_name)
+    train = corpora.to_flair(corpus).train
+    sentences = [train[i] for i in range(len(train))]
+    random.Random(1).shuffle(sentences)
+    rows = []
+    for name, backbone, fused, bf16 in configs:
+        flair.set_seed(1)
+        tagger = teacher.build_teacher(resolve_backbone(backbone), corpus.types, teacher.TeacherSettings(backbone))
+        tagger.train()
+        optimizer = torch.optim.AdamW(tagger.parameters(), lr=5e-5, **({"fused": True} if fused else
+                                                                        {"foreach": False}))
+        forward_backward, step = [], []
+        for b in range(batches + warm_up):
+            batch = sentences[b * 16:(b + 1) * 16]
+            started = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = tagger.forward_loss(batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(tagger.parameters(), 5.0)
+            middle = time.perf_counter()
+            optimizer.step()
+            optimizer.zero_grad()
+            for sentence in batch:
+                sentence.clear_embeddings()
+            if b >= warm_up:
+                forward_backward.append(middle - started)
+                step.append(time.perf_counter() - middle)
+        rows.append({"name": name, "parameters": sum(p.numel() for p in tagger.parameters()),
+                     "forward_backward_seconds": sum(forward_backward) / batches,
+                     "step_seconds": sum(step) / batches})
+        log.info("%s", rows[-1])
+    return rows
+
+
+if __name__ == "__main__":  # python -m swener.teacher_bench: the optimizer-step probe of the README
+    import json
+
+    print(json.dumps(training_step_probe([("trimmed, fused AdamW", "e5-small-sv", True, False),
+                                          ("untrimmed, fused AdamW", "e5-small", True, False),
+                                          ("untrimmed, per-tensor AdamW", "e5-small", False, False),
+                                          ("trimmed, fused AdamW, bf16", "e5-small-sv", True, True)]), indent=2))
