@@ -106,9 +106,13 @@ $(SOFT_DIR)/train.npz: $(TEACHER)
 
 soft-labels: $(SOFT_DIR)/train.npz
 
-$(SOFT_DIR)/transfer-%.npz: $(TEACHER)
-	$(BIN)/swener teacher soft-labels --teacher $(TEACHER) --corpus $(CORPUS) --text $(TRANSFER_TEXT) \
-		--max-sentences $(TRANSFER_MAX) --out $(@D)
+# The teacher's k best paths in the train cache, for families whose KD target is kbest
+# (KBEST_K paths per sentence; empty: swener's default, 4)
+KBEST_K ?=
+KBEST_STAMP := $(SOFT_DIR)/train.kbest$(or $(KBEST_K),-default).done
+$(KBEST_STAMP): $(SOFT_DIR)/train.npz
+	$(BIN)/swener teacher kbest --teacher $(TEACHER) --corpus $(CORPUS) --soft-labels $(SOFT_DIR) $(if $(KBEST_K),--k $(KBEST_K))
+	touch $@
 
 # ----- Swedish fastText embeddings: gensim on the shared raw text + the NER train split -----
 # About 10-15 minutes on 2 cores. QUICK=1 trains on a 2M-token sample. The output folder
@@ -135,32 +139,57 @@ embeddings: $(EMB_DIR)/manifest.json
 
 # ----- students: each family plain and with KD, same seeds, everything else equal -----
 FAMILIES ?= bilstm-crf bilstm cnn cnn-crf
-ALPHA ?= 0.5
-TEMPERATURE ?= 2
-KD_TARGET ?= marginals
 STUDENT_LR ?= 0.1
 STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR)-n$(MAX_SENTENCES)
-# A transfer set: unlabelled Swedish text whose teacher distributions KD students also learn
-# from (hard weight 0); sweep its size with TRANSFER_SENTENCES. Its cache holds TRANSFER_MAX sentences.
+# The KD recipe: for each family its alpha (START:END anneals it over the epochs), T, KD target
+# (marginals|emissions|kbest) and transfer set, from RECIPE (a JSON file, see recipes/default.json
+# and `swener recipe`). ALPHA, TEMPERATURE, KD_TARGET, TRANSFER_TEXT and TRANSFER_SENTENCES given
+# on the command line override it for every family. A transfer set is unlabelled Swedish text whose
+# teacher distributions KD students also learn from (hard weight 0); its cache holds TRANSFER_MAX
+# sentences, the students use TRANSFER_SENTENCES of them (empty: all).
+RECIPE ?= $(ROOT)recipes/default.json
+RECIPE_NAME := $(basename $(notdir $(RECIPE)))
+RECIPE_PY ?= $(PY)
+ALPHA ?=
+TEMPERATURE ?=
+KD_TARGET ?=
 TRANSFER_TEXT ?=
-TRANSFER_SENTENCES ?= 5000
+TRANSFER_SENTENCES ?=
 TRANSFER_MAX ?= 20000
-TRANSFER_NAME := $(firstword $(subst ., ,$(notdir $(TRANSFER_TEXT))))
-TRANSFER_CACHE := $(if $(TRANSFER_TEXT),$(SOFT_DIR)/transfer-$(TRANSFER_NAME).npz)
-TRANSFER_OPTS := $(if $(TRANSFER_TEXT),--transfer $(TRANSFER_TEXT) --transfer-sentences $(TRANSFER_SENTENCES))
-KD_SET := $(STUDENT_SET)-a$(ALPHA)-T$(TEMPERATURE)-$(KD_TARGET)-$(subst /,-,$(TEACHER_ID))$(if $(TRANSFER_TEXT),-tr$(TRANSFER_NAME)$(TRANSFER_SENTENCES))
+# RECIPE.<family>: the recipe's words for it (alpha T target text sentences, - for none), read once
+$(foreach f,$(FAMILIES),$(eval RECIPE.$(f) := $(shell $(RECIPE_PY) -I $(ROOT)swener/recipe.py $(RECIPE) $(f))))
+$(foreach f,$(FAMILIES),$(if $(word 5,$(RECIPE.$(f))),,$(error $(RECIPE): no usable recipe for $(f) (see the line above))))
+recipe_word = $(patsubst -,,$(word $(2),$(RECIPE.$(1))))
+kd_alpha = $(or $(ALPHA),$(call recipe_word,$(1),1))
+kd_temperature = $(or $(TEMPERATURE),$(call recipe_word,$(1),2))
+kd_target = $(or $(KD_TARGET),$(call recipe_word,$(1),3))
+kd_text = $(or $(TRANSFER_TEXT),$(call recipe_word,$(1),4))
+kd_transfer_sentences = $(or $(TRANSFER_SENTENCES),$(call recipe_word,$(1),5))
+transfer_name = $(firstword $(subst ., ,$(notdir $(1))))
+transfer_cache = $(if $(call kd_text,$(1)),$(SOFT_DIR)/transfer-$(call transfer_name,$(call kd_text,$(1))).npz)
+transfer_opts = $(if $(call kd_text,$(1)),--transfer $(call kd_text,$(1)) $(if $(call kd_transfer_sentences,$(1)),--transfer-sentences $(call kd_transfer_sentences,$(1))))
+kd_set = $(STUDENT_SET)-a$(subst :,to,$(call kd_alpha,$(1)))-T$(call kd_temperature,$(1))-$(call kd_target,$(1))-$(subst /,-,$(TEACHER_ID))$(if $(call kd_text,$(1)),-tr$(call transfer_name,$(call kd_text,$(1)))$(or $(call kd_transfer_sentences,$(1)),all))
 plain_result = models/$(1)/plain/$(STUDENT_SET)/seed-$(2)/results.json
-kd_result = models/$(1)/kd/$(KD_SET)/seed-$(2)/results.json
+kd_result = models/$(1)/kd/$(call kd_set,$(1))/seed-$(2)/results.json
 STUDENT_THREADS ?= 2
 STUDENT_OPTS = --threads $(STUDENT_THREADS) --corpus $(CORPUS) --embeddings $(EMB_DIR) --epochs $(STUDENT_EPOCHS) --lr $(STUDENT_LR) $(MAXS_OPT)
+
+# one cache rule per transfer text the families use
+define transfer_rule
+$(SOFT_DIR)/transfer-$(call transfer_name,$(1)).npz: $(TEACHER)
+	$(BIN)/swener teacher soft-labels --teacher $(TEACHER) --corpus $(CORPUS) --text $(1) \
+		--max-sentences $(TRANSFER_MAX) --out $$(@D)
+endef
+$(foreach t,$(sort $(foreach f,$(FAMILIES),$(call kd_text,$(f)))),$(eval $(call transfer_rule,$(t))))
 
 define student_rules
 $(call plain_result,$(1),$(2)): $(EMB_DIR)/manifest.json | $(BIN)/swener
 	$(BIN)/swener train --family $(1) --alpha 0 --seed $(2) $(STUDENT_OPTS) --out $$(@D)
 
-$(call kd_result,$(1),$(2)): $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz $(TRANSFER_CACHE) | $(BIN)/swener
-	$(BIN)/swener train --family $(1) --alpha $(ALPHA) --temperature $(TEMPERATURE) --kd-target $(KD_TARGET) \
-		--soft-labels $(SOFT_DIR) $(TRANSFER_OPTS) --seed $(2) $(STUDENT_OPTS) --out $$(@D)
+$(call kd_result,$(1),$(2)): $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz $(call transfer_cache,$(1)) $(if $(filter kbest,$(call kd_target,$(1))),$(KBEST_STAMP)) | $(BIN)/swener
+	$(BIN)/swener train --family $(1) --alpha $(call kd_alpha,$(1)) --temperature $(call kd_temperature,$(1)) \
+		--kd-target $(call kd_target,$(1)) --soft-labels $(SOFT_DIR) $(call transfer_opts,$(1)) --seed $(2) \
+		$(STUDENT_OPTS) --out $$(@D)
 endef
 $(foreach f,$(FAMILIES),$(foreach s,$(sort $(SEEDS) $(OOV_SEEDS)),$(eval $(call student_rules,$(f),$(s)))))
 
@@ -193,7 +222,7 @@ oov-study: results/$(PROFILE)/$(STUDENT_SET)/oov.md
 
 # ----- the teacher's scores and costs, and the report -----
 TEACHER_JSON := $(dir $(TEACHER))teacher.json
-REPORT_DIR := results/$(PROFILE)/$(KD_SET)
+REPORT_DIR := results/$(PROFILE)/$(STUDENT_SET)-$(RECIPE_NAME)$(if $(ALPHA),-a$(subst :,to,$(ALPHA)))$(if $(TEMPERATURE),-T$(TEMPERATURE))$(if $(KD_TARGET),-$(KD_TARGET))$(if $(TRANSFER_TEXT),-tr$(call transfer_name,$(TRANSFER_TEXT))$(or $(TRANSFER_SENTENCES),all))-$(subst /,-,$(TEACHER_ID))
 # The latest report of a profile is copied to LATEST_DIR: results/ for the full profile (the
 # README's headline), results/quick/ for QUICK=1, which so never replaces a full run's report.
 LATEST_DIR := $(if $(filter quick,$(PROFILE)),results/quick,results)

@@ -104,3 +104,29 @@ def invalid_transitions(sequence: Sequence[str]) -> int:
         return 0
     bad = int(start[index[0]] != 0) + int(end[index[-1]] != 0)
     return bad + sum(int(transitions[a, b] != 0) for a, b in zip(index, index[1:]))
+
+
+def kbest(logp: torch.Tensor, lengths: torch.Tensor, tags: Sequence[str], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k most probable valid BIOES sequences of the chain over emissions `logp` [B, T, K], best first.
+
+    Returns paths [B, k, T] (tag indices; padding and missing paths are meaningless) and
+    their log-probabilities under the constrained chain [B, k] (path score - log Z; -inf
+    where a sentence has fewer than k valid sequences). List Viterbi (`swener.crf.kbest`)
+    on the chain with two extra states for its start and end.
+    """
+    from swener import crf
+
+    transitions, start, end = (m.to(torch.float64) for m in constraints(tags))
+    batch, steps, size = logp.shape
+    first, last = size, size + 1  # START and STOP states added after the tags
+    chain = torch.full((size + 2, size + 2), NEG_INF, dtype=torch.float64)  # chain[to, from]
+    chain[:size, :size] = transitions.T
+    chain[:size, first] = start
+    chain[last, :size] = end
+    emissions = torch.full((batch, steps, size + 2), NEG_INF, dtype=torch.float64)
+    emissions[..., :size] = logp.detach().to(torch.float64)
+    features = crf.features_from_scores(emissions, chain)
+    lengths = lengths.to(torch.long)
+    paths, scores = crf.kbest(features, lengths, k, first, last, chain)
+    log_z = crf.log_partition(features, lengths, first, last, chain)
+    return paths.clamp(max=size - 1), (scores - log_z[:, None]).to(logp.dtype)

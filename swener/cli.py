@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from swener import recipe as _recipe  # standard library only: the KD defaults
 from swener.errors import SwenerError
 
 
@@ -130,6 +131,23 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
         click.echo(f"wrote {path}")
 
 
+@teacher.command("kbest")
+@click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
+@click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
+@click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True,
+              help="The teacher's soft-label folder; <dir>/<split>.npz gets the k-best arrays.")
+@click.option("--split", "splits", multiple=True, help="Splits to add them to (default: train).")
+@click.option("--k", type=click.IntRange(min=1), default=_recipe.DEFAULT_KBEST, show_default=True,
+              help="Paths per sentence.")
+def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: tuple[str, ...], k: int) -> None:
+    """Add the teacher's k best BIOES paths and their log-probabilities to its cache (for --kd-target kbest)."""
+    from swener.kbest import add_teacher_kbest
+
+    for path in add_teacher_kbest(_existing_file(teacher_path, "teacher model"), corpus_name, soft_dir,
+                                  list(splits) or ["train"], k):
+        click.echo(f"wrote {path}")
+
+
 @teacher.command("evaluate")
 @click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
 @click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
@@ -167,6 +185,16 @@ def teacher_bench(teacher_path: str, corpus_name: str, max_sentences: int, out: 
     click.echo(f"bf16 argmax agreement {result['bf16_argmax_agreement']:.5f}; wrote {out}")
 
 
+def _alpha_option(value: str | None) -> tuple[float, float | None] | None:
+    """--alpha 0.5 (constant) or --alpha 0.9:0.1 (annealed over the epochs)."""
+    if value is None:
+        return None
+    try:
+        return _recipe.parse_alpha(value)
+    except _recipe.RecipeError as err:
+        raise click.BadParameter(str(err), param_hint="--alpha") from None
+
+
 @main.command("train")
 @click.option("--family", type=click.Choice(["bilstm-crf", "bilstm", "cnn", "cnn-crf"]), required=True)
 @click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
@@ -174,10 +202,17 @@ def teacher_bench(teacher_path: str, corpus_name: str, max_sentences: int, out: 
               help="fastText vectors (an embeddings folder, vectors.npz, .bin or .vec).")
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of the teacher's cached distributions (train.npz); needed when alpha > 0.")
-@click.option("--alpha", default=0.5, show_default=True, help="Weight of the KD term; 0 is plain training.")
-@click.option("--temperature", default=2.0, show_default=True)
-@click.option("--kd-target", type=click.Choice(["marginals", "emissions"]), default="marginals", show_default=True,
-              help="Under a CRF: match the teacher with the CRF marginals or the softmax of the emissions.")
+@click.option("--recipe", "recipe_file", type=click.Path(path_type=Path), default=None,
+              help="A recipe file (recipes/default.json): the family's alpha, T, KD target and transfer set; "
+                   "options given here override it.")
+@click.option("--alpha", "alpha_text", default=None,
+              help=f"Share of the KD term: a number in [0, 1] (0: plain training) or START:END, annealed linearly "
+                   f"over the epochs (e.g. 0.9:0.1).  [default: {_recipe.DEFAULT_ALPHA:g}]")
+@click.option("--temperature", type=float, default=None, help=f"T of the KD term.  [default: "
+              f"{_recipe.DEFAULT_TEMPERATURE:g}]")
+@click.option("--kd-target", type=click.Choice(list(_recipe.KD_TARGETS)), default=None,
+              help="Under a CRF: match the teacher with the CRF marginals, the softmax of the emissions, or "
+                   f"learn the teacher's k best paths (kbest, CRF students).  [default: {_recipe.DEFAULT_KD_TARGET}]")
 @click.option("--hidden-size", default=256, show_default=True)
 @click.option("--epochs", default=15, show_default=True)
 @click.option("--lr", default=0.1, show_default=True)
@@ -191,23 +226,51 @@ def teacher_bench(teacher_path: str, corpus_name: str, max_sentences: int, out: 
               help="Unlabelled text also learnt from the teacher (hard weight 0); its cache must be in --soft-labels "
                    "(`swener teacher soft-labels --text FILE`).")
 @click.option("--transfer-sentences", type=int, default=None, help="Use the transfer text's first N sentences.")
+@click.option("--gradient-probes", type=click.IntRange(min=0), default=_recipe.GRADIENT_PROBES, show_default=True,
+              help="Batches per epoch whose hard and KD gradient norms go into training.json (0: none).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
-def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, alpha: float,
-              temperature: float, kd_target: str, hidden_size: int, epochs: int, lr: float, batch_size: int,
-              seed: int, max_sentences: int | None, threads: int, oov: str, transfer_text: Path | None,
-              transfer_sentences: int | None, out: Path) -> None:
+def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, recipe_file: Path | None,
+              alpha_text: str | None, temperature: float | None, kd_target: str | None, hidden_size: int, epochs: int,
+              lr: float, batch_size: int, seed: int, max_sentences: int | None, threads: int, oov: str,
+              transfer_text: Path | None, transfer_sentences: int | None, gradient_probes: int, out: Path) -> None:
     """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
     from swener.students import StudentSettings, train_student
 
-    settings = StudentSettings(family=family, alpha=alpha, temperature=temperature, kd_target=kd_target,
+    alpha = _alpha_option(alpha_text)
+    try:
+        base = _recipe.load(recipe_file, family) if recipe_file else _recipe.Recipe()
+        if temperature is not None:
+            _recipe.Recipe(temperature=temperature)  # checks it
+    except _recipe.RecipeError as err:
+        raise SwenerError(str(err)) from None
+    start, end = alpha if alpha is not None else (base.alpha, base.alpha_end)
+    kd_run = start > 0 or (end or 0.0) > 0
+    text = str(transfer_text) if transfer_text else (base.transfer_text if kd_run else None)
+    settings = StudentSettings(family=family, alpha=start, alpha_end=end,
+                               temperature=temperature if temperature is not None else base.temperature,
+                               kd_target=kd_target or base.kd_target,
                                hidden_size=hidden_size, epochs=epochs, learning_rate=lr, batch_size=batch_size,
                                seed=seed, max_sentences=max_sentences, threads=threads, oov=oov,
-                               transfer_text=str(transfer_text) if transfer_text else None,
-                               transfer_sentences=transfer_sentences)
+                               transfer_text=text,
+                               transfer_sentences=transfer_sentences if transfer_sentences is not None
+                               else base.transfer_sentences if kd_run else None, gradient_probes=gradient_probes)
     results = train_student(settings, corpus_name, embeddings_path, soft_dir, out)
     for name, row in results["scores"].items():
         click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")
     click.echo(f"{results['cost']['tokens_per_second']:.0f} tokens/s; wrote {out}")
+
+
+@main.command("recipe")
+@click.argument("recipe_file", type=click.Path(path_type=Path), default=_recipe.DEFAULT_RECIPE)
+@click.option("--family", type=click.Choice(["bilstm-crf", "bilstm", "cnn", "cnn-crf"]), required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Make variables.")
+def recipe_cmd(recipe_file: Path, family: str, as_json: bool) -> None:
+    """A family's KD settings in a recipe file, as Make variables (ALPHA, TEMPERATURE, KD_TARGET, TRANSFER_*)."""
+    try:
+        found = _recipe.load(recipe_file, family)
+    except _recipe.RecipeError as err:
+        raise SwenerError(str(err)) from None
+    click.echo(json.dumps(_recipe.as_dict(found)) if as_json else found.make_variables(), nl=as_json)
 
 
 @main.command("evaluate")

@@ -1,18 +1,38 @@
 """The knowledge-distillation objective and the teacher-to-student tag mapping.
 
-loss = (1 - alpha) * hard + alpha * T^2 * sum over tokens of KL(teacher_T || student_T),
-where p_T = softmax(log p / T). The student log-distribution is either the log-softmax of
-its emissions or its CRF log-marginals (`swener.crf.marginals`); the teacher's comes from
-the soft-label cache at T = 1, on the teacher's own tag list, mapped by name onto the
-student's tag dictionary with `tag_index` and `to_student_tags`.
+A student's loss on a batch is a mix of two per-token means (`LossTerms`):
+
+    loss = (1 - alpha) * hard_mean + alpha * kd_mean
+    hard_mean = sum of the hard losses / number of gold-labelled tokens (each weighted by its
+                sentence's hard weight; a CRF sentence's NLL counts for its tokens)
+    kd_mean   = sum of the KD terms / number of tokens with teacher distributions, where the
+                KD term of a token is T^2 * KL(teacher_T || student_T), p_T = softmax(log p / T),
+                or, for `kbest`, a sentence's weighted path NLL over the teacher's k best paths
+
+so alpha sets the two terms' shares whatever the batch holds (a transfer sentence has hard
+weight 0 and counts only in kd_mean). Flair's trainer back-propagates the loss it is handed
+and clips the gradient norm at 5, so the loss handed over is that mix times the batch's
+token count: at alpha 0 it is exactly the summed hard loss of plain training, and clipping
+rescales the sum of both gradients, never their shares.
+
+The student log-distribution is either the log-softmax of its emissions or its CRF
+log-marginals (`swener.crf.marginals`); the teacher's comes from the soft-label cache at
+T = 1, on the teacher's own tag list, mapped by name onto the student's tag dictionary with
+`tag_index` and `to_student_tags`. The KD defaults live in `swener.recipe`.
 """
 from __future__ import annotations
 
-from typing import Collection, Sequence, Union
+from dataclasses import dataclass
+from typing import Collection, Optional, Sequence, Union
 
 import torch
 
-__all__ = ["STUDENT_ONLY_TAGS", "temper", "kd_loss", "mixed_loss", "tag_index", "to_student_tags"]
+from swener.recipe import (CRF_ONLY_TARGETS, DEFAULT_ALPHA, DEFAULT_KBEST, DEFAULT_KD_TARGET,  # noqa: F401
+                           DEFAULT_TEMPERATURE, KD_TARGETS)
+
+__all__ = ["STUDENT_ONLY_TAGS", "KD_TARGETS", "DEFAULT_ALPHA", "DEFAULT_TEMPERATURE", "DEFAULT_KD_TARGET",
+           "DEFAULT_KBEST", "LossTerms", "temper", "kd_loss", "mixed_loss", "crf_log_partition", "path_scores",
+           "kbest_nll", "tag_index", "to_student_tags"]
 
 # Tags a student dictionary may have that a teacher's tag list need not.
 STUDENT_ONLY_TAGS: tuple[str, ...] = ("<START>", "<STOP>", "<unk>", "O")
@@ -69,6 +89,100 @@ def mixed_loss(hard: torch.Tensor, soft: torch.Tensor, alpha: float) -> torch.Te
     if alpha == 1.0:
         return soft
     return (1.0 - alpha) * hard + alpha * soft
+
+
+@dataclass
+class LossTerms:
+    """The two terms of a batch's loss as sums with their token counts; `loss(alpha)` mixes their means.
+
+    `hard_tokens` is the number of gold-labelled tokens weighted by their sentences' hard
+    weights, `soft_tokens` the number of tokens with teacher distributions, `scale` the
+    batch's token count (what Flair divides the reported loss by).
+    """
+
+    hard_sum: torch.Tensor
+    hard_tokens: float
+    soft_sum: Optional[torch.Tensor]
+    soft_tokens: int
+    scale: int
+
+    def weights(self, alpha: float) -> tuple[float, float]:
+        """The factors of hard_sum and soft_sum: (1 - alpha) * scale / hard_tokens and alpha * scale / soft_tokens.
+
+        A term without tokens (or with a zero share) gets factor 0 and is left out.
+        """
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        hard = (1.0 - alpha) * self.scale / self.hard_tokens if self.hard_tokens > 0 and alpha < 1.0 else 0.0
+        soft = alpha * self.scale / self.soft_tokens if self.soft_tokens > 0 and alpha > 0.0 else 0.0
+        if soft and self.soft_sum is None:
+            raise ValueError("alpha > 0 needs the KD term: compute the loss terms with the teacher's distributions")
+        return hard, soft
+
+    def parts(self, alpha: float) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """The weighted hard and KD contributions to the loss (None where a term is left out)."""
+        hard, soft = self.weights(alpha)
+        return (hard * self.hard_sum if hard else None), (soft * self.soft_sum if soft else None)
+
+    def loss(self, alpha: float) -> torch.Tensor:
+        """scale * ((1 - alpha) * hard_mean + alpha * kd_mean); at alpha 0 without transfer sentences: hard_sum."""
+        hard, soft = self.parts(alpha)
+        if hard is None and soft is None:
+            return self.hard_sum * 0.0
+        if soft is None:
+            return hard
+        return soft if hard is None else hard + soft
+
+    def means(self) -> tuple[float, float]:
+        """(hard_mean, kd_mean) as numbers (nan where a term has no tokens), for logging."""
+        hard = float(self.hard_sum.detach()) / self.hard_tokens if self.hard_tokens > 0 else float("nan")
+        soft = (float(self.soft_sum.detach()) / self.soft_tokens
+                if self.soft_sum is not None and self.soft_tokens > 0 else float("nan"))
+        return hard, soft
+
+
+def crf_log_partition(emissions: torch.Tensor, lengths: torch.Tensor, transitions: torch.Tensor, start: int,
+                      stop: int) -> torch.Tensor:
+    """log Z [B] of a linear-chain CRF over emissions [B, T, K], transitions[to, from] (Flair's layout)."""
+    length = emissions.size(1)
+    mask = torch.arange(length, device=emissions.device)[None, :] < lengths.to(emissions.device)[:, None]
+    alpha = emissions[:, 0] + transitions[:, start]
+    for t in range(1, length):
+        following = torch.logsumexp(alpha.unsqueeze(1) + transitions.unsqueeze(0), dim=2) + emissions[:, t]
+        alpha = torch.where(mask[:, t:t + 1], following, alpha)
+    return torch.logsumexp(alpha + transitions[stop].unsqueeze(0), dim=1)
+
+
+def path_scores(emissions: torch.Tensor, lengths: torch.Tensor, paths: torch.Tensor, transitions: torch.Tensor,
+                start: int, stop: int) -> torch.Tensor:
+    """Scores [B, k] of tag paths [B, k, T] (padding ignored) under emissions [B, T, K] and transitions."""
+    batch, k, length = paths.shape
+    lengths = lengths.to(emissions.device)
+    mask = (torch.arange(length, device=emissions.device)[None, :] < lengths[:, None]).unsqueeze(1)
+    paths = paths.masked_fill(~mask, 0)
+    previous = torch.cat([torch.full_like(paths[:, :, :1], start), paths[:, :, :-1]], dim=2)
+    emitted = emissions.unsqueeze(1).expand(batch, k, length, emissions.size(2)).gather(3, paths.unsqueeze(3))
+    steps = emitted.squeeze(3) + transitions[paths, previous]
+    last = paths.gather(2, (lengths - 1).clamp(min=0)[:, None, None].expand(batch, k, 1)).squeeze(2)
+    return steps.masked_fill(~mask, 0.0).sum(dim=2) + transitions[stop, last]
+
+
+def kbest_nll(emissions: torch.Tensor, lengths: torch.Tensor, paths: torch.Tensor, log_weights: torch.Tensor,
+              transitions: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Weighted path NLL [B]: -sum_j w_j log p_student(path_j | x) = log Z - sum_j w_j score(path_j).
+
+    `paths` [B, k, T] are the teacher's k best paths on the student's tag indices,
+    `log_weights` [B, k] their log-weights (each row a log-distribution; -inf marks a missing
+    path, which adds nothing).
+    """
+    if paths.dim() != 3 or paths.shape[0] != emissions.shape[0] or paths.shape[2] != emissions.shape[1]:
+        raise ValueError(f"expected paths [B, k, T] for emissions {tuple(emissions.shape)}, got {tuple(paths.shape)}")
+    if log_weights.shape != paths.shape[:2]:
+        raise ValueError(f"expected log_weights of shape {tuple(paths.shape[:2])}, got {tuple(log_weights.shape)}")
+    weights = torch.where(log_weights > float("-inf"), log_weights.exp(), torch.zeros_like(log_weights))
+    scores = path_scores(emissions, lengths, paths, transitions, start, stop)
+    weighted = torch.where(weights > 0, weights * scores, torch.zeros_like(scores)).sum(dim=1)
+    return crf_log_partition(emissions, lengths, transitions, start, stop) * weights.sum(dim=1) - weighted
 
 
 def tag_index(

@@ -24,7 +24,7 @@ from swener.atomic import atomic_path, write_text
 from swener.errors import DataError, SwenerError
 from swener.scoring import f1_from_counts
 
-KD_ONLY = ("alpha", "temperature", "kd_target", "transfer_text", "transfer_sentences")  # meaningless for plain runs
+KD_ONLY = ("alpha", "alpha_end", "temperature", "kd_target", "transfer_text", "transfer_sentences")  # meaningless for plain runs
 VERDICTS = ("benefits", "hurts", "no clear effect")
 PLOTS = {"tradeoff": "f1_vs_throughput.png", "effects": "kd_effect.png"}
 
@@ -48,7 +48,8 @@ class Run:
 
     @property
     def mode(self) -> str:
-        return "plain" if float(self.settings.get("alpha", 0)) == 0 else "kd"
+        kd = float(self.settings.get("alpha", 0)) > 0 or float(self.settings.get("alpha_end") or 0) > 0
+        return "kd" if kd else "plain"
 
     @property
     def seed(self) -> int:

@@ -5,8 +5,13 @@ A file is an uncompressed `.npz` with
   corpus, split, sentence and token counts, top-k or dense),
 - `offsets`: int64 [sentences + 1], token offsets of each sentence,
 - dense form: `logp` float16 [tokens, tags], log-probabilities at temperature 1,
-- top-k form: `topk_idx` int16 and `topk_logp` float16 [tokens, k]; the rest of the mass is
-  spread evenly over the other tags when read back.
+- top-k form: `topk_idx` int16 and `topk_logp` float16 [tokens, k], the teacher's k most
+  likely tags and their log-probabilities; read back, they are renormalised over the kept
+  tags and every other tag gets probability 0 (-inf), so no uniform tail is invented,
+- optional k-best paths (`add_kbest`, for `--kd-target kbest`): `kbest_paths` int16
+  [tokens, k], path j's tag (an index of the header's tags) at each token, and `kbest_logp`
+  float32 [sentences, k], each path's log-probability under the teacher (-inf: no such
+  path, a sentence with fewer than k valid paths); the header's `kbest` is k.
 The tag list is canonical (see `canonical_tags`): students map tags by name, never by the
 index of Flair's frequency-ordered dictionary.
 """
@@ -50,6 +55,8 @@ class SoftLabels:
     header: dict
     logp: np.ndarray  # float16 [tokens, tags], dense (top-k files are expanded on reading)
     offsets: np.ndarray  # int64 [sentences + 1]
+    kbest_paths: np.ndarray | None = None  # int16 [tokens, k], the teacher's k best paths, if cached
+    kbest_logp: np.ndarray | None = None  # float32 [sentences, k], their log-probabilities
 
     @property
     def tags(self) -> list[str]:
@@ -63,11 +70,19 @@ class SoftLabels:
         """The distributions of the first n sentences (same header)."""
         if not 0 <= n <= len(self):
             raise ValueError(f"{n} sentences asked for, {len(self)} cached")
-        return SoftLabels(self.header, self.logp[: self.offsets[n]], self.offsets[: n + 1])
+        paths = None if self.kbest_paths is None else self.kbest_paths[: self.offsets[n]]
+        scores = None if self.kbest_logp is None else self.kbest_logp[:n]
+        return SoftLabels(self.header, self.logp[: self.offsets[n]], self.offsets[: n + 1], paths, scores)
 
     def sentence(self, i: int) -> np.ndarray:
         """The [tokens, tags] log-probabilities of sentence i."""
         return self.logp[self.offsets[i]:self.offsets[i + 1]]
+
+    def sentence_kbest(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sentence i's k best teacher paths [k, tokens] and their log-probabilities [k]."""
+        if self.kbest_paths is None or self.kbest_logp is None:
+            raise ValueError("this cache holds no k-best paths (swener teacher kbest adds them)")
+        return self.kbest_paths[self.offsets[i]:self.offsets[i + 1]].T, self.kbest_logp[i]
 
 
 def write(path: Path, distributions: Sequence[np.ndarray], *, tags: Sequence[str], tokens: Sequence[Sequence[str]],
@@ -128,6 +143,9 @@ def read(path: Path) -> SoftLabels:
                 logp = _expand_topk(_checked_topk(index, top, len(header["tags"]), path), top, len(header["tags"]))
             else:
                 (logp,) = _arrays(data, path, "logp")
+            kbest_paths = kbest_logp = None
+            if header.get("kbest"):
+                kbest_paths, kbest_logp = _arrays(data, path, "kbest_paths", "kbest_logp")
     except DataError:
         raise
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as err:
@@ -135,7 +153,56 @@ def read(path: Path) -> SoftLabels:
         raise DataError(path, f"damaged or not a swener soft-label file ({reason}); {REWRITE}") from None
     _check_offsets(offsets, header, path)
     _check_rows(logp, offsets, len(header["tags"]), path)
-    return SoftLabels(header, logp, offsets)
+    if kbest_paths is not None:
+        _check_kbest(kbest_paths, kbest_logp, header, offsets, path)
+    return SoftLabels(header, logp, offsets, kbest_paths, kbest_logp)
+
+
+def add_kbest(path: Path, paths: Sequence[np.ndarray], logp: Sequence[np.ndarray], k: int) -> Path:
+    """Add (or replace) the k-best arrays of a cache file, atomically; its other arrays are kept as they are.
+
+    `paths`: one int array [k, tokens] per sentence (indices of the header's tags), `logp`:
+    one [k] array per sentence, each path's log-probability (-inf for a missing path).
+    """
+    path = Path(path)
+    soft = read(path)  # checks the file first
+    if len(paths) != len(soft) or len(logp) != len(soft):
+        raise ValueError(f"{len(paths)} path sets and {len(logp)} score sets for {len(soft)} sentences")
+    for i, (rows, scores) in enumerate(zip(paths, logp)):
+        n = int(soft.offsets[i + 1] - soft.offsets[i])
+        if np.shape(rows) != (k, n) or np.shape(scores) != (k,):
+            raise ValueError(f"sentence {i}: expected paths of shape {(k, n)} and scores of shape {(k,)}, got "
+                             f"{np.shape(rows)} and {np.shape(scores)}")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if name not in ("header", "kbest_paths", "kbest_logp")}
+    header = {**soft.header, "kbest": int(k)}
+    arrays["kbest_paths"] = (np.concatenate([np.asarray(r).T for r in paths]) if paths
+                             else np.zeros((0, k))).astype(np.int16)
+    arrays["kbest_logp"] = (np.stack([np.asarray(s) for s in logp]) if logp else np.zeros((0, k))).astype(np.float32)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    _check_kbest(arrays["kbest_paths"], arrays["kbest_logp"], header, soft.offsets, path)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def _check_kbest(paths: np.ndarray, logp: np.ndarray, header: dict, offsets: np.ndarray, path: Path) -> None:
+    """k-best arrays: [tokens, k] tag indices of the header's tags and [sentences, k] log-probabilities, best first."""
+    k, n_tags = header["kbest"], len(header["tags"])
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise DataError(path, f"the header's kbest is {k!r}, not a count of paths; {REWRITE}")
+    if paths.shape != (offsets[-1], k) or not np.issubdtype(paths.dtype, np.integer):
+        raise DataError(path, f"k-best paths of shape {paths.shape} ({paths.dtype}), expected integers "
+                        f"[{offsets[-1]} tokens, {k}]; {REWRITE}")
+    if logp.shape != (len(offsets) - 1, k) or not np.issubdtype(logp.dtype, np.floating):
+        raise DataError(path, f"k-best scores of shape {logp.shape} ({logp.dtype}), expected floats "
+                        f"[{len(offsets) - 1} sentences, {k}]; {REWRITE}")
+    if paths.size and (paths.min() < 0 or paths.max() >= n_tags):
+        raise DataError(path, f"k-best path tags outside 0..{n_tags - 1}; {REWRITE}")
+    bad = ~((np.isfinite(logp) & (logp <= LOGSUMEXP_TOLERANCE)) | (logp == -np.inf))
+    if len(logp) and (bad.any() or not np.isfinite(logp[:, 0]).all()):
+        raise DataError(path, f"k-best scores that are not log-probabilities (finite and at most 0, or -inf after "
+                        f"a finite best path); {REWRITE}")
 
 
 def _arrays(data, path: Path, *names: str) -> list[np.ndarray]:
@@ -224,12 +291,15 @@ def _where(row: int, offsets: np.ndarray) -> str:
 
 
 def _expand_topk(index: np.ndarray, top: np.ndarray, n_tags: int) -> np.ndarray:
-    """Dense log-probabilities from a top-k form, spreading the remaining mass evenly."""
-    probs = np.exp(top.astype(np.float32))
-    rest = np.clip(1.0 - probs.sum(axis=1, keepdims=True), 1e-8, None) / max(n_tags - index.shape[1], 1)
-    dense = np.broadcast_to(rest, (len(index), n_tags)).copy()
-    np.put_along_axis(dense, index.astype(np.int64), probs, axis=1)
-    return np.log(dense).astype(np.float16)
+    """Dense log-probabilities from a top-k form: renormalised over the kept tags, -inf (probability 0) elsewhere."""
+    kept = top.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        peak = kept.max(axis=1, keepdims=True, initial=-np.inf)
+        peak = np.where(np.isfinite(peak), peak, 0.0)
+        total = np.log(np.exp(kept - peak).sum(axis=1, keepdims=True)) + peak
+    dense = np.full((len(index), n_tags), -np.inf, dtype=np.float32)
+    np.put_along_axis(dense, index.astype(np.int64), kept - total, axis=1)
+    return dense.astype(np.float16)
 
 
 def validate(soft: SoftLabels, path: Path, tokens: Sequence[Sequence[str]], *, split: str | None = None,

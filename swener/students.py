@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from swener import corpora, softlabels
+from swener import corpora, recipe, softlabels
 from swener.atomic import atomic_path, write_json
 from swener.errors import SwenerError
 
@@ -26,12 +26,18 @@ EVAL_CORPORA = ("uner-pud", "uner-talbanken")
 
 @dataclass
 class StudentSettings:
-    """One student run; alpha = 0 is plain training (no teacher needed)."""
+    """One student run; alpha = 0 (and no alpha_end) is plain training (no teacher needed).
+
+    `alpha_end`: teacher annealing, alpha moving linearly from `alpha` (epoch 1) to
+    `alpha_end` (the last epoch); None keeps alpha constant. `gradient_probes`: batches per
+    epoch whose two loss terms' gradient norms go into training.json (0: none).
+    """
 
     family: str = "bilstm-crf"
-    alpha: float = 0.5
-    temperature: float = 2.0
-    kd_target: str = "marginals"
+    alpha: float = recipe.DEFAULT_ALPHA
+    temperature: float = recipe.DEFAULT_TEMPERATURE
+    kd_target: str = recipe.DEFAULT_KD_TARGET
+    alpha_end: float | None = None
     hidden_size: int = 256
     epochs: int = 15
     learning_rate: float = 0.1
@@ -42,6 +48,12 @@ class StudentSettings:
     oov: str = "subword"  # vectors of words outside the vocabulary: "subword" n-grams or "zero"
     transfer_text: str | None = None  # unlabelled text whose teacher distributions are also learnt (KD only)
     transfer_sentences: int | None = None  # its first N sentences (None: all that are cached)
+    gradient_probes: int = recipe.GRADIENT_PROBES
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether any epoch has a KD term."""
+        return self.alpha > 0 or (self.alpha_end or 0.0) > 0
 
 
 def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str = "train", *,
@@ -98,22 +110,30 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
 
     from swener.embeddings import CompactFastTextEmbeddings
     from swener.evaluate import score_model
-    from swener.taggers import StudentTagger, attach_soft_labels, build_student
+    from swener.kd_plugins import AlphaSchedule, GradientNorms
+    from swener.taggers import FAMILIES, StudentTagger, attach_soft_labels, build_student
     from swener.train import TrainSettings, fit
 
+    if settings.uses_teacher and settings.kd_target in recipe.CRF_ONLY_TARGETS \
+            and FAMILIES.get(settings.family, ("", ""))[1] != "crf":
+        raise SwenerError(f"--kd-target {settings.kd_target} needs a CRF student (bilstm-crf or cnn-crf), "
+                          f"not {settings.family}")
     corpus = corpora.load(corpus_name)
     flair_corpus = corpora.to_flair(corpus, settings.max_sentences)
     card: dict = {"corpus": corpus_name, "corpus_licence": corpus.licence, "types": list(corpus.types),
                   "family": settings.family, "embeddings": str(embeddings_path), "oov": settings.oov,
                   "seed": settings.seed,
-                  "alpha": settings.alpha, "temperature": settings.temperature, "kd_target": settings.kd_target,
-                  "teacher": None, "licences": {corpus_name: corpus.licence}}
+                  "alpha": settings.alpha, "alpha_end": settings.alpha_end, "temperature": settings.temperature,
+                  "kd_target": settings.kd_target, "teacher": None, "licences": {corpus_name: corpus.licence}}
     teacher_tags = None
-    if settings.alpha > 0:
+    if settings.uses_teacher:
         if soft_dir is None:
             raise SwenerError("a KD student (alpha > 0) needs --soft-labels DIR; use --alpha 0 for plain training")
         tokens = [s.tokens for s in corpus.splits["train"]]
         soft = load_soft_labels(soft_dir, tokens, needed=settings.max_sentences, types=corpus.types)
+        if settings.kd_target == "kbest" and soft.kbest_paths is None:
+            raise SwenerError(f"{soft_dir / 'train.npz'}: no k-best paths cached for --kd-target kbest; add them with "
+                              "`swener teacher kbest --teacher MODEL --soft-labels DIR`")
         attach_soft_labels(list(flair_corpus.train), soft)
         teacher_tags = soft.tags
         card["teacher"] = {"sha256": soft.header["teacher_sha256"], "path": soft.header.get("teacher_path"),
@@ -131,7 +151,8 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     embeddings = CompactFastTextEmbeddings(embeddings_path, oov=settings.oov)
     try:
         student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
-                                temperature=settings.temperature, kd_target=settings.kd_target,
+                                temperature=settings.temperature,
+                                kd_target=settings.kd_target if settings.uses_teacher else recipe.DEFAULT_KD_TARGET,
                                 hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card)
     except ValueError as err:  # the cache's tags do not fit this student (validate checks them first)
         raise SwenerError(f"{soft_dir}: {err}; write the soft labels again for this corpus") from None
@@ -153,10 +174,13 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         results["cost"]["size_bytes"] = best.stat().st_size
         write_json(partial / "results.json", results)
 
+    plugins: list = [GradientNorms(settings.gradient_probes)] if settings.gradient_probes > 0 else []
+    if settings.alpha_end is not None:
+        plugins.append(AlphaSchedule(settings.alpha, settings.alpha_end, settings.epochs))
     fit(student, flair_corpus, out, TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
                                                   batch_size=settings.batch_size, seed=settings.seed,
                                                   max_sentences=settings.max_sentences, threads=settings.threads),
-        finish=score)
+        plugins=plugins, finish=score)
     return results
 
 

@@ -4,10 +4,11 @@
 `import swener`), predicts and evaluates as one. It adds a CNN encoder (Flair has none) and a
 training loss that mixes the gold labels with the teacher's cached distributions:
 
-    loss = (1 - alpha) * hard + alpha * T^2 * KL(teacher_T || student_T), summed over tokens.
+    loss = (1 - alpha) * hard_mean + alpha * kd_mean, both per-token means (`swener.kd.LossTerms`),
 
-The teacher's per-token log-distributions ride on each training sentence as metadata
-(`attach_soft_labels`), so the teacher never runs while a student trains.
+handed to Flair's trainer times the batch's token count. The teacher's per-token
+log-distributions (and, for `kd_target="kbest"`, its k best paths) ride on each training
+sentence as metadata (`attach_soft_labels`), so the teacher never runs while a student trains.
 """
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "cnn": ("cnn", "softmax"),
     "cnn-crf": ("cnn", "crf"),
 }
-KD_TARGETS = ("marginals", "emissions")
+KD_TARGETS = kd.KD_TARGETS
 TEACHER_KEY = "teacher_logp"
+KBEST_KEY = "teacher_kbest"  # (paths [k, tokens] on the teacher's tags, log-weights [k]) of a sentence
 HARD_WEIGHT_KEY = "hard_weight"
 PRECISIONS = ("float32", "bf16")
 IDS_ATTR = "_swener_ids"  # (id space, word ids) cached on a Flair Sentence by the lean path
@@ -53,8 +55,8 @@ class StudentTagger(SequenceTagger):
         cnn_layers: int = 2,
         kernel_size: int = 3,
         alpha: float = 0.0,
-        temperature: float = 2.0,
-        kd_target: str = "marginals",
+        temperature: float = kd.DEFAULT_TEMPERATURE,
+        kd_target: str = kd.DEFAULT_KD_TARGET,
         teacher_tags: Sequence[str] | None = None,
         card: dict[str, Any] | None = None,
         precision: str = "float32",
@@ -71,10 +73,12 @@ class StudentTagger(SequenceTagger):
             hidden_size: LSTM size per direction, or CNN channels.
             cnn_layers: number of convolution layers (CNN only).
             kernel_size: odd convolution width (CNN only).
-            alpha: weight of the KD term; 0 is plain training on gold labels.
-            temperature: T of the KD term.
-            kd_target: the student distribution matched to the teacher under a CRF: the posterior
-                "marginals" (forward-backward, the default) or the softmax of the "emissions".
+            alpha: share of the KD term's per-token mean in the loss; 0 is plain training on gold
+                labels (a trainer plugin, `swener.kd_plugins.AlphaSchedule`, may change it per epoch).
+            temperature: T of the KD term (not used by "kbest").
+            kd_target: what is matched to the teacher under a CRF: the posterior "marginals"
+                (forward-backward, the default), the softmax of the "emissions", or the teacher's
+                k best paths ("kbest": weighted path NLL; CRF students only).
             teacher_tags: the tag names of the teacher distributions (the cache's header).
             card: the model card (corpus, embeddings, teacher, seed, scores, licences).
             precision: "float32", or "bf16" to predict under bfloat16 autocast (training stays float32).
@@ -83,6 +87,8 @@ class StudentTagger(SequenceTagger):
             raise ValueError(f"encoder must be 'bilstm' or 'cnn', got {encoder!r}")
         if kd_target not in KD_TARGETS:
             raise ValueError(f"kd_target must be one of {KD_TARGETS}, got {kd_target!r}")
+        if kd_target in kd.CRF_ONLY_TARGETS and not use_crf:
+            raise ValueError(f"kd_target {kd_target!r} needs a CRF student (bilstm-crf or cnn-crf)")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         if precision not in PRECISIONS:
@@ -111,6 +117,7 @@ class StudentTagger(SequenceTagger):
         """Fix the teacher's tag names; they are mapped onto this student's tags by name."""
         student = [self.label_dictionary.get_item_for_index(i) for i in range(len(self.label_dictionary))]
         self._teacher_index = kd.tag_index(list(teacher_tags), student)
+        self._teacher_to_student = torch.tensor([student.index(tag) for tag in teacher_tags], dtype=torch.long)
         self.teacher_tags = list(teacher_tags)
 
     # ----- the lean batch path -----
@@ -311,29 +318,78 @@ class StudentTagger(SequenceTagger):
         return torch.log_softmax(emissions, dim=-1)
 
     def forward_loss(self, sentences: list[Sentence]) -> tuple[torch.Tensor, int]:
-        """(1 - alpha) * hard loss + alpha * KD term over a batch, and the number of tokens."""
+        """The loss handed to Flair, tokens x ((1 - alpha) * hard_mean + alpha * kd_mean), and the token count."""
         if len(sentences) == 0:
             return torch.tensor(0.0, requires_grad=True), 0
-        if not self.uses_lean_path:
-            return self._flair_forward_loss(sentences)
+        if self.alpha == 0.0 and not self.uses_lean_path:
+            return super().forward_loss(sentences)  # Flair's own plain loss
+        terms = self.loss_terms(sentences)
+        return terms.loss(self.alpha), terms.scale
+
+    def loss_terms(self, sentences: list[Sentence], soft: bool | None = None) -> kd.LossTerms:
+        """The hard and KD sums of a batch with their token counts (`soft`: compute the KD term; default alpha > 0)."""
+        soft = self.alpha > 0.0 if soft is None else soft
         sentences = sorted(sentences, key=len, reverse=True)
         gold = self._prepare_label_tensor(sentences)
         sentence_tensor, lengths = self._prepare_tensors(sentences)
         emissions = self.emissions(sentence_tensor, lengths)
-        hard = self._lean_hard_loss(sentences, emissions, lengths, gold)
-        if self.alpha == 0.0:
-            return hard, len(gold)
-        scores = self._scores(emissions, lengths) if self.use_crf and self.kd_target == "marginals" else None
-        teacher, mask = self._teacher_batch(sentences, emissions.shape)
-        student = self.student_log_distribution(emissions, scores, lengths)
-        soft = kd.kd_loss(student, teacher, self.temperature, mask)
-        return kd.mixed_loss(hard, soft, self.alpha), len(gold)
+        scores = None
+        if self.uses_lean_path:
+            hard = self._lean_hard_loss(sentences, emissions, lengths, gold)
+        else:
+            scores = self._scores(emissions, lengths)
+            hard = self._hard_loss(sentences, scores, gold, lengths)
+        hard_tokens = sum(w * len(s) for w, s in zip(self._hard_weights(sentences), sentences))
+        if not soft:
+            return kd.LossTerms(hard, hard_tokens, None, 0, len(gold))
+        if self.kd_target == "kbest":
+            soft_sum, soft_tokens = self._kbest_term(sentences, emissions, lengths)
+        else:
+            if scores is None and self.use_crf and self.kd_target == "marginals":
+                scores = self._scores(emissions, lengths)
+            teacher, mask = self._teacher_batch(sentences, emissions.shape)
+            student = self.student_log_distribution(emissions, scores, lengths)
+            soft_sum, soft_tokens = kd.kd_loss(student, teacher, self.temperature, mask), int(mask.sum())
+        return kd.LossTerms(hard, hard_tokens, soft_sum, soft_tokens, len(gold))
+
+    @staticmethod
+    def _hard_weights(sentences: list[Sentence]) -> list[float]:
+        """Each sentence's hard weight (1 unless a transfer sentence's 0 is attached)."""
+        return [float(s.get_metadata(HARD_WEIGHT_KEY)) if s.has_metadata(HARD_WEIGHT_KEY) else 1.0 for s in sentences]
+
+    def _kbest_term(self, sentences: list[Sentence], emissions: torch.Tensor, lengths: torch.LongTensor
+                    ) -> tuple[torch.Tensor, int]:
+        """The summed weighted NLL of the teacher's k best paths, and the tokens of the sentences that have them."""
+        if self.teacher_tags is None:
+            raise ValueError("a KD student (alpha > 0) needs teacher_tags: attach soft labels first")
+        rows = [s.get_metadata(KBEST_KEY) if s.has_metadata(KBEST_KEY) else None for s in sentences]
+        present = [r for r in rows if r is not None]
+        if not present:
+            raise ValueError("kd_target 'kbest' needs the teacher's k best paths on the sentences: the cache has "
+                             "none; add them with `swener teacher kbest`")
+        k = max(len(r[1]) for r in present)
+        batch, length, _ = emissions.shape
+        paths = torch.zeros(batch, k, length, dtype=torch.long)
+        log_weights = torch.full((batch, k), float("-inf"))
+        tokens = 0
+        for i, row in enumerate(rows):
+            if row is None:
+                continue
+            teacher_paths = torch.as_tensor(np.asarray(row[0], dtype=np.int64))
+            paths[i, :teacher_paths.shape[0], :teacher_paths.shape[1]] = self._teacher_to_student[teacher_paths]
+            logp = torch.as_tensor(np.asarray(row[1], dtype=np.float32))
+            log_weights[i, :len(logp)] = torch.log_softmax(logp, dim=0)  # renormalised over the kept paths
+            tokens += len(sentences[i])
+        start = self.label_dictionary.get_idx_for_item("<START>")
+        stop = self.label_dictionary.get_idx_for_item("<STOP>")
+        nll = kd.kbest_nll(emissions, lengths, paths.to(emissions.device), log_weights.to(emissions.device),
+                           self.crf.transitions, start, stop)
+        return nll.sum(), tokens
 
     def _lean_hard_loss(self, sentences: list[Sentence], emissions: torch.Tensor, lengths: torch.LongTensor,
                         gold: torch.Tensor) -> torch.Tensor:
-        """Flair's loss on gold labels (CRF: `crf_loss.crf_nll`), sentences weighted by their hard weight."""
-        weights = [float(s.get_metadata(HARD_WEIGHT_KEY)) if s.has_metadata(HARD_WEIGHT_KEY) else 1.0
-                   for s in sentences]
+        """Flair's summed loss on gold labels (CRF: `crf_loss.crf_nll`), sentences weighted by their hard weight."""
+        weights = self._hard_weights(sentences)
         mask = torch.arange(emissions.size(1), device=emissions.device)[None, :] < lengths.to(emissions.device)[:, None]
         if self.use_crf:
             tags = crf_loss.pad_tags(gold, lengths, emissions.size(1))
@@ -349,25 +405,9 @@ class StudentTagger(SequenceTagger):
         per_token = torch.nn.functional.cross_entropy(flat, gold, reduction="none")
         return (per_token * torch.repeat_interleave(torch.tensor(weights), lengths).to(per_token.device)).sum()
 
-    def _flair_forward_loss(self, sentences: list[Sentence]) -> tuple[torch.Tensor, int]:
-        """The loss through Flair's own batch preparation and loss (the path before the lean one)."""
-        if self.alpha == 0.0:
-            return super().forward_loss(sentences)
-        sentences = sorted(sentences, key=len, reverse=True)
-        gold = self._prepare_label_tensor(sentences)
-        sentence_tensor, lengths = self._prepare_tensors(sentences)
-        emissions = self.emissions(sentence_tensor, lengths)
-        scores = self._scores(emissions, lengths)
-        hard = self._hard_loss(sentences, scores, gold, lengths)
-        teacher, mask = self._teacher_batch(sentences, emissions.shape)
-        student = self.student_log_distribution(emissions, scores, lengths)
-        soft = kd.kd_loss(student, teacher, self.temperature, mask)
-        return kd.mixed_loss(hard, soft, self.alpha), len(gold)
-
     def _hard_loss(self, sentences: list[Sentence], scores, gold: torch.Tensor, lengths: torch.LongTensor):
-        """Flair's loss on gold labels; sentences of a transfer set (hard weight 0) are left out."""
-        weights = [float(s.get_metadata(HARD_WEIGHT_KEY)) if s.has_metadata(HARD_WEIGHT_KEY) else 1.0
-                   for s in sentences]
+        """Flair's summed loss on gold labels; sentences of a transfer set (hard weight 0) are left out."""
+        weights = self._hard_weights(sentences)
         if all(w == 1.0 for w in weights):
             return self._calculate_loss(scores, gold)[0]
         weight = torch.tensor(weights)
@@ -420,11 +460,14 @@ def _flair_spans(tags: list[str], scores: list[float]) -> list[tuple[list[int], 
 
 
 def attach_soft_labels(sentences: list[Sentence], soft, hard_weight: float = 1.0) -> None:
-    """Put each sentence's teacher log-distribution (a `SoftLabels` of the same sentences) on it."""
+    """Put each sentence's teacher log-distribution (a `SoftLabels` of the same sentences) on it, and its k best paths."""
     if len(sentences) != len(soft):
         raise ValueError(f"{len(sentences)} sentences but {len(soft)} cached distributions")
+    kbest = getattr(soft, "kbest_paths", None) is not None
     for i, sentence in enumerate(sentences):
         sentence.add_metadata(TEACHER_KEY, soft.sentence(i))
+        if kbest:
+            sentence.add_metadata(KBEST_KEY, soft.sentence_kbest(i))
         if hard_weight != 1.0:
             sentence.add_metadata(HARD_WEIGHT_KEY, hard_weight)
 

@@ -72,6 +72,7 @@ def fit(model, corpus, out_dir: Path, settings: TrainSettings, plugins: list | N
         finish: Callable[[Path], None] | None = None) -> Path:
     """Train `model` on a flair Corpus (train and dev) and return the path of the best model on dev.
 
+    Plugins with a `training_record()` method add its keys to the run's training.json.
     `finish(partial_folder)` runs after training, before the swap (e.g. scores the model and
     writes results.json there); a run that fails or is killed before the swap leaves the
     previous run at `out_dir` untouched.
@@ -102,9 +103,11 @@ def fit(model, corpus, out_dir: Path, settings: TrainSettings, plugins: list | N
         trainer.train(**common, embeddings_storage_mode="cpu")
     seconds = time.perf_counter() - started
     _keep_best(partial)
+    records = {key: value for plugin in plugins or [] if hasattr(plugin, "training_record")
+               for key, value in plugin.training_record().items()}  # e.g. the KD plugins' per-epoch records
     (partial / "training.json").write_text(json.dumps(
         {**asdict(settings), "train_seconds": seconds, "epoch_seconds": seconds / max(settings.epochs, 1),
-         "train_sentences": len(corpus.train), "dev_sentences": len(corpus.dev or [])}, indent=2))
+         "train_sentences": len(corpus.train), "dev_sentences": len(corpus.dev or []), **records}, indent=2))
     if finish is not None:
         finish(partial)
     swap_in(partial, out_dir)

@@ -1,0 +1,108 @@
+"""The recipe file: its checks, `swener recipe`, and `make students` taking each family's values from it."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from swener import recipe
+from swener.taggers import FAMILIES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_recipe_covers_every_family_with_the_defaults():
+    data = json.loads(recipe.DEFAULT_RECIPE.read_text())
+    assert set(data["families"]) == set(FAMILIES)
+    for family in FAMILIES:
+        found = recipe.load(recipe.DEFAULT_RECIPE, family)
+        assert (found.alpha, found.temperature, found.kd_target) == (
+            recipe.DEFAULT_ALPHA, recipe.DEFAULT_TEMPERATURE, recipe.DEFAULT_KD_TARGET)
+
+
+def _write(tmp_path, families, name="mine.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"families": families}))
+    return path
+
+
+def test_recipe_errors_name_the_file_and_the_setting(tmp_path):
+    with pytest.raises(recipe.RecipeError, match="no such recipe file"):
+        recipe.load(tmp_path / "none.json", "cnn")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(recipe.RecipeError, match="bad.json: not a JSON recipe file"):
+        recipe.load(tmp_path / "bad.json", "cnn")
+    cases = [({"bilstm": {}}, "no recipe for family 'cnn'"),
+             ({"cnn": {"alpha": 2}}, r"family 'cnn': alpha must be a number in \[0, 1\]"),
+             ({"cnn": {"temperature": 0}}, "temperature must be a positive number"),
+             ({"cnn": {"kd_target": "paths"}}, "kd_target must be one of marginals, emissions, kbest"),
+             ({"cnn": {"alfa": 0.3}}, r"unknown settings \['alfa'\]"),
+             ({"cnn": {"transfer_sentences": 0}}, "transfer_sentences must be a positive integer")]
+    for families, message in cases:
+        with pytest.raises(recipe.RecipeError, match=message):
+            recipe.load(_write(tmp_path, families), "cnn")
+
+
+def test_swener_recipe_prints_make_variables(tmp_path):
+    from swener.cli import main
+
+    path = _write(tmp_path, {"cnn": {"alpha": 0.9, "alpha_end": 0.1, "temperature": 1, "kd_target": "emissions"}})
+    result = CliRunner().invoke(main, ["recipe", str(path), "--family", "cnn"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["ALPHA := 0.9:0.1", "TEMPERATURE := 1", "KD_TARGET := emissions",
+                                          "TRANSFER_TEXT := ", "TRANSFER_SENTENCES := "]
+    result = CliRunner().invoke(main, ["recipe", str(path), "--family", "bilstm"])
+    assert result.exit_code == 1 and result.output.startswith("error: ") and len(result.output.splitlines()) == 1
+
+
+def _make_dry(tmp_path, *variables):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), f"VENV={sys.prefix}", "SEEDS=1",
+                           f"RECIPE_PY={sys.executable}", *variables, "students"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _kd_commands(output):
+    """The KD training commands of a dry run by family, each on one line with single spaces."""
+    lines = [" ".join(line.split()) + " " for line in output.replace("\\\n", " ").splitlines()]
+    return {line.split("--family ")[1].split()[0]: line for line in lines
+            if "swener train" in line and "--alpha 0 " not in line}
+
+
+def test_make_students_takes_each_familys_values_from_the_recipe(tmp_path):
+    (tmp_path / "news.txt").write_text("Anna bor i Umeå.\n", encoding="utf-8")
+    path = _write(tmp_path, {
+        "cnn": {"alpha": 0.25, "temperature": 1, "kd_target": "emissions"},
+        "bilstm": {"alpha": 0.9, "alpha_end": 0.1, "temperature": 4,
+                   "transfer_text": str(tmp_path / "news.txt"), "transfer_sentences": 300},
+        "cnn-crf": {"alpha": 0.5, "temperature": 2, "kd_target": "kbest"}})
+    dry = _make_dry(tmp_path, f"RECIPE={path}", "FAMILIES=cnn bilstm cnn-crf")
+    assert dry.returncode == 0, dry.stderr
+    commands = _kd_commands(dry.stdout)
+    assert set(commands) == {"cnn", "bilstm", "cnn-crf"}
+    assert "--alpha 0.25 --temperature 1 --kd-target emissions" in commands["cnn"]
+    assert "-a0.25-T1-emissions-" in commands["cnn"] and "--transfer" not in commands["cnn"]
+    assert "--alpha 0.9:0.1 --temperature 4 --kd-target marginals" in commands["bilstm"]
+    assert f"--transfer {tmp_path / 'news.txt'} --transfer-sentences 300" in commands["bilstm"]
+    assert "-a0.9to0.1-T4-marginals-" in commands["bilstm"] and "-trnews300/seed-1" in commands["bilstm"]
+    assert "--kd-target kbest" in commands["cnn-crf"]
+    assert "swener teacher kbest" in dry.stdout and f"--text {tmp_path / 'news.txt'}" in dry.stdout
+
+    # a value on the command line overrides the recipe for every family
+    dry = _make_dry(tmp_path, f"RECIPE={path}", "FAMILIES=cnn bilstm", "ALPHA=0.3")
+    commands = _kd_commands(dry.stdout)
+    assert "--alpha 0.3 --temperature 1 " in commands["cnn"] and "--alpha 0.3 --temperature 4 " in commands["bilstm"]
+
+    # the committed default recipe: the previous global values
+    dry = _make_dry(tmp_path, "FAMILIES=bilstm-crf")
+    assert "--alpha 0.5 --temperature 2 --kd-target marginals" in _kd_commands(dry.stdout)["bilstm-crf"]
+
+
+def test_make_stops_on_a_bad_recipe(tmp_path):
+    path = _write(tmp_path, {"cnn": {"alpha": 7}})
+    dry = _make_dry(tmp_path, f"RECIPE={path}", "FAMILIES=cnn")
+    assert dry.returncode != 0 and "alpha must be a number in [0, 1]" in dry.stderr
+    assert "no usable recipe for cnn" in dry.stderr
