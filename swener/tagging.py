@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from swener.atomic import atomic_path
+from swener.batching import batched
 from swener.errors import DataError, SwenerError
 from swener.tokenizer import split_sentences
 
@@ -236,17 +237,6 @@ def sigterm_unwinds() -> Iterator[None]:
 
 # --------------------------------------------------------------------------- tagging
 
-def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    """Lists of `size` items (the last one shorter)."""
-    batch: list[Item] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
 def tag_items(tagger, items: Iterable[Item], batch_size: int = 64, chunk: int | None = None
               ) -> Iterator[tuple[Item, list[Entity]]]:
     """Each item with its predicted entities, tagging `chunk` sentences per call (sorted by length inside).
@@ -259,7 +249,7 @@ def tag_items(tagger, items: Iterable[Item], batch_size: int = 64, chunk: int | 
         return
     from flair.data import Sentence
 
-    for group in _batches(items, chunk or max(16 * batch_size, 256)):
+    for group in batched(items, chunk or max(16 * batch_size, 256)):
         sentences = [Sentence([t[:MAX_TOKEN_CHARS] for t in item.tokens]) for item in group]
         by_length = sorted(sentences, key=len, reverse=True)  # little padding in each mini-batch
         for start in range(0, len(by_length), batch_size):
@@ -277,7 +267,7 @@ def _tag_items_lean(tagger, items: Iterable[Item], batch_size: int, chunk: int |
     """`tag_items` for a tagger with `tag_tokens` (BIOES tags and confidences of token lists)."""
     from swener.decoding import bioes_spans
 
-    for group in _batches(items, chunk or max(16 * batch_size, 256)):
+    for group in batched(items, chunk or max(16 * batch_size, 256)):
         tagged = tagger.tag_tokens([[t[:MAX_TOKEN_CHARS] for t in item.tokens] for item in group], batch_size)
         for item, (tags, scores) in zip(group, tagged):
             yield item, [Entity(kind, start, end, score) for start, end, kind, score in bioes_spans(tags, scores)]

@@ -29,6 +29,7 @@ import unicodedata
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+from swener.batching import batched
 from swener.errors import SwenerError
 
 log = logging.getLogger("swener")
@@ -67,22 +68,11 @@ def raw_lines(paths: Sequence[Path], held_back: bool) -> Iterator[str]:
                     yield line.rstrip("\n")
 
 
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def pieces_used(tokenizer, texts: Iterable[str], batch: int = 2000, log: Log = log.info) -> set[int]:
     """Ids of the pieces that tokenising `texts` produces (a `tokenizers.Tokenizer`)."""
     used: set[int] = set()
     started, lines = time.perf_counter(), 0
-    for chunk in _batches(texts, batch):
+    for chunk in batched(texts, batch):
         for encoding in tokenizer.encode_batch(chunk, add_special_tokens=False):
             used.update(encoding.ids)
         lines += len(chunk)
@@ -130,7 +120,7 @@ def trimmed_tokenizer_json(tokenizer_json: dict, keep: Sequence[int]) -> dict:
 def identical_share(full, trimmed, keep: Sequence[int], texts: Sequence[str]) -> tuple[float, int]:
     """Share of `texts` whose trimmed piece sequence maps back to the full tokenizer's, and the count."""
     same = 0
-    for chunk in _batches(texts, 2000):
+    for chunk in batched(texts, 2000):
         for a, b in zip(full.encode_batch(chunk), trimmed.encode_batch(chunk)):
             same += a.ids == [keep[i] for i in b.ids]
     return (same / len(texts) if texts else 1.0), len(texts)
