@@ -14,25 +14,17 @@ The folder holds:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
 
 from swener.atomic import atomic_dir
+from swener.corpora import sha256_of
 from swener.errors import SwenerError
 from swener.onnx_tagger import CONFIG_FILE, FORMAT, MODEL_FILE, VECTORS_FILE, default_folder, is_export  # noqa: F401
 
 VERSION = 1
 OPSET = 17
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export(tagger, model_path: Path, out: Path) -> Path:
@@ -76,7 +68,7 @@ def export(tagger, model_path: Path, out: Path) -> Path:
         "stop": names.index("<STOP>") if "<STOP>" in names else None,
         "oov": embeddings.oov, "dim": embeddings.embedding_length, "tag_type": tagger.tag_type,
         "family": tagger.card.get("family"), "card": tagger.card,
-        "source": {"path": str(model_path), "sha256": _sha256(model_path)},
+        "source": {"path": str(model_path), "sha256": sha256_of(model_path)},
         "opset": OPSET, "torch": torch.__version__,
     }
     with atomic_dir(out) as tmp, torch.no_grad(), warnings.catch_warnings():
