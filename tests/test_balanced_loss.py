@@ -10,10 +10,13 @@ import torch
 from click.testing import CliRunner
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener import corpora, kd, recipe, softlabels
-from swener.embeddings import CompactFastTextEmbeddings
-from swener.kd_plugins import term_gradient_norms
-from swener.taggers import build_student
+from swener.data import corpora
+from swener.kd import loss as kd
+from swener import config as recipe
+from swener.kd import softlabels
+from swener.vectors.embeddings import CompactFastTextEmbeddings
+from swener.kd.plugins import term_gradient_norms
+from swener.students.tagger import build_student
 
 TAGS = softlabels.canonical_tags(("LOC", "MISC", "ORG", "PER"))
 
@@ -177,7 +180,7 @@ def _cache(tmp_path, corpus, n):
 
 
 def test_annealed_run_logs_alpha_and_gradient_norms_per_epoch(tmp_path, corpus, tiny_vectors):
-    from swener.students import StudentSettings, train_student
+    from swener.students.run import StudentSettings, train_student
 
     settings = StudentSettings(family="bilstm-crf", alpha=0.9, alpha_end=0.1, epochs=2, hidden_size=8,
                                max_sentences=24, batch_size=8, threads=1, gradient_probes=2)

@@ -13,12 +13,15 @@ from click.testing import CliRunner
 from flair.data import Sentence
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener import corpora, export, models, quantize
+from swener.data import corpora
+from swener.serve import export
+from swener.serve import names as models
+from swener.serve import quantize
 from swener.cli import main
-from swener.embeddings import CompactFastTextEmbeddings
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.errors import SwenerError
-from swener.onnx_tagger import OnnxTagger
-from swener.taggers import build_student
+from swener.serve.onnx import OnnxTagger
+from swener.students.tagger import build_student
 
 pytest.importorskip("onnxruntime")
 
@@ -79,7 +82,7 @@ def _spans(tagger, tokens):
 
 @pytest.mark.parametrize("family", ["bilstm-crf", "cnn"])
 def test_export_gives_the_flair_models_tags(family, exported, corpus):
-    from swener.decoding import bioes_spans
+    from swener.data.tags import bioes_spans
 
     model = exported[family] / "best-model.pt"
     tagger = models.load_tagger(str(model))

@@ -9,9 +9,12 @@ from flair.data import Sentence, get_spans_from_bio
 from flair.models.sequence_tagger_utils.viterbi import ViterbiDecoder
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener import corpora, decoding, vectors
-from swener.embeddings import CompactFastTextEmbeddings
-from swener.taggers import FAMILIES, build_student
+from swener.data import corpora
+from swener.data.tags import bioes_spans
+from swener.kd import decoding
+from swener.vectors import compact as vectors
+from swener.vectors.embeddings import CompactFastTextEmbeddings
+from swener.students.tagger import FAMILIES, build_student
 
 ODD_TOKENS = ["Testordsstaden", "STOCKHOLM", "5 000", "xyzzyq", "Ödeshögsbo", "😀", "EU-kommissionen"]
 
@@ -85,7 +88,7 @@ def test_predict_and_tag_tokens_match_flair(family, corpus, tiny_vectors):
     flair_spans, lean_spans = _both(student, spans)
     assert flair_spans == lean_spans and sum(map(len, lean_spans)) > 50
     tagged = student.tag_tokens(tokens, batch_size=16)
-    from_tags = [[(a + 1, b, kind, score) for a, b, kind, score in decoding.bioes_spans(tags, scores)]
+    from_tags = [[(a + 1, b, kind, score) for a, b, kind, score in bioes_spans(tags, scores)]
                  for tags, scores in tagged]
     assert from_tags == flair_spans[:-1]
 
@@ -100,7 +103,7 @@ def test_loss_of_predict_matches_flair(corpus, tiny_vectors):
 
 
 def test_ids_are_kept_on_sentences_until_the_oov_table_starts_afresh(corpus, tiny_vectors, monkeypatch):
-    from swener import embeddings as emb
+    from swener.vectors import embeddings as emb
 
     student = _student("bilstm", tiny_vectors, corpus)
     sentence = Sentence(["Anna", "xyzzyq", "qqqqzzzz"])
@@ -173,7 +176,7 @@ def test_bioes_spans_match_flair():
         n = int(rng.integers(0, 9))
         tags = [names[i] for i in rng.integers(0, len(names), size=n)]
         scores = rng.random(n).tolist()
-        ours = [(list(range(a, b)), score, kind) for a, b, kind, score in decoding.bioes_spans(tags, scores)]
+        ours = [(list(range(a, b)), score, kind) for a, b, kind, score in bioes_spans(tags, scores)]
         assert ours == get_spans_from_bio(list(tags), scores)
 
 
@@ -189,7 +192,7 @@ def test_fasttext_hash_matches_gensim():
 def test_crf_nll_matches_flair_viterbi_loss():
     from flair.models.sequence_tagger_utils.viterbi import ViterbiLoss
 
-    from swener import crf_loss
+    from swener.kd import crf_loss
 
     rng = torch.Generator().manual_seed(3)
     dictionary = flair.data.Dictionary(add_unk=False)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from swener import recipe
-from swener.taggers import FAMILIES
+from swener import config as recipe
+from swener.students.tagger import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
 

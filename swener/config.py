@@ -26,7 +26,9 @@ DEFAULT_KD_TARGET = "marginals"
 DEFAULT_KBEST = 4  # teacher paths cached per sentence for --kd-target kbest
 CRF_ONLY_TARGETS = ("kbest",)
 GRADIENT_PROBES = 8  # batches per epoch whose two loss terms' gradient norms are logged
-DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "default.json"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RECIPE = REPO_ROOT / "recipes" / "default.json"
+EVAL_CORPORA = ("uner-pud", "uner-talbanken")  # out-of-domain test sets every model is scored on
 NONE_WORD = "-"  # a missing value in the Make words
 
 

@@ -20,7 +20,7 @@ INT8_SUFFIX = ".int8.pt"
 
 
 def _student(tagger, path: Path | str):
-    from swener.taggers import StudentTagger
+    from swener.students.tagger import StudentTagger
 
     if not isinstance(tagger, StudentTagger):
         raise SwenerError(f"{path}: reduced precision is for swener students, not a {type(tagger).__name__}")
@@ -83,7 +83,7 @@ def load_int8(path: Path | str):
     """Read a file written by `save_int8`: the student skeleton, quantised, with the saved int8 weights."""
     import torch
 
-    from swener.taggers import StudentTagger
+    from swener.students.tagger import StudentTagger
 
     try:
         with warnings.catch_warnings():

@@ -15,13 +15,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from swener import corpora, recipe, softlabels
-from swener.atomic import atomic_path, write_json
+from swener.data import corpora
+from swener import config as recipe
+from swener.kd import softlabels
+from swener.atomic import write_json
+from swener.config import EVAL_CORPORA
 from swener.errors import SwenerError
 
 log = logging.getLogger("swener")
 
-EVAL_CORPORA = ("uner-pud", "uner-talbanken")
 
 
 @dataclass
@@ -87,8 +89,8 @@ def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha
     """
     from flair.data import Sentence
 
-    from swener.taggers import attach_soft_labels
-    from swener.teacher import read_text_sentences, transfer_cache_name
+    from swener.students.tagger import attach_soft_labels
+    from swener.teacher.run import read_text_sentences, transfer_cache_name
 
     path = soft_dir / f"{transfer_cache_name(text)}.npz"
     soft = softlabels.read(path)
@@ -108,11 +110,12 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     """Train, score and measure one student; returns (and writes) its results."""
     import flair
 
-    from swener.embeddings import CompactFastTextEmbeddings
-    from swener.evaluate import score_model
-    from swener.kd_plugins import AlphaSchedule, GradientNorms
-    from swener.taggers import FAMILIES, StudentTagger, attach_soft_labels, build_student
-    from swener.train import TrainSettings, fit
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
+    from swener.eval.evaluate import score_model
+    from swener.kd.plugins import AlphaSchedule, GradientNorms
+    from swener.students.tagger import FAMILIES, StudentTagger, attach_soft_labels, build_student
+    from swener.train.fit import TrainSettings, fit
+    from swener.train.saved import save_atomic
 
     if settings.uses_teacher and settings.kd_target in recipe.CRF_ONLY_TARGETS \
             and FAMILIES.get(settings.family, ("", ""))[1] != "crf":
@@ -182,9 +185,3 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
                                                   max_sentences=settings.max_sentences, threads=settings.threads),
         plugins=plugins, finish=score)
     return results
-
-
-def save_atomic(model, path: Path) -> None:
-    """Save a flair model so that `path` is either the old file or the complete new one."""
-    with atomic_path(path) as tmp:
-        model.save(tmp)
