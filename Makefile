@@ -1,5 +1,7 @@
 # swener workflow. Every step is a target with real file dependencies.
 PY ?= python3
+# the python3 that runs swener/config.py (standard library only) while Make reads this file
+RECIPE_PY ?= $(PY)
 ROOT := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -138,7 +140,8 @@ $(EMB_DIR)/manifest.json: | $(BIN)/swener $(EMB_TEXT) $(EMB_NER)
 embeddings: $(EMB_DIR)/manifest.json
 
 # ----- students: each family plain and with KD, same seeds, everything else equal -----
-FAMILIES ?= bilstm-crf bilstm cnn cnn-crf
+# every family of the encoder registry (swener/config.py); QUICK=1 keeps to bilstm-crf bilstm cnn cnn-crf
+FAMILIES ?= $(shell $(RECIPE_PY) -I $(ROOT)swener/config.py families $(if $(filter 1,$(QUICK)),--quick))
 STUDENT_LR ?= 0.1
 STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR)-n$(MAX_SENTENCES)
 # The KD recipe: for each family its alpha (START:END anneals it over the epochs), T, KD target
@@ -149,7 +152,6 @@ STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR
 # sentences, the students use TRANSFER_SENTENCES of them (empty: all).
 RECIPE ?= $(ROOT)recipes/default.json
 RECIPE_NAME := $(basename $(notdir $(RECIPE)))
-RECIPE_PY ?= $(PY)
 ALPHA ?=
 TEMPERATURE ?=
 KD_TARGET ?=

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from swener import config as _recipe  # standard library only: the KD defaults
+from swener import config  # standard library only: the defaults
 from swener.errors import SwenerError
 
 
@@ -137,7 +137,7 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True,
               help="The teacher's soft-label folder; <dir>/<split>.npz gets the k-best arrays.")
 @click.option("--split", "splits", multiple=True, help="Splits to add them to (default: train).")
-@click.option("--k", type=click.IntRange(min=1), default=_recipe.DEFAULT_KBEST, show_default=True,
+@click.option("--k", type=click.IntRange(min=1), default=config.DEFAULT_KBEST, show_default=True,
               help="Paths per sentence.")
 def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: tuple[str, ...], k: int) -> None:
     """Add the teacher's k best BIOES paths and their log-probabilities to its cache (for --kd-target kbest)."""
@@ -190,13 +190,13 @@ def _alpha_option(value: str | None) -> tuple[float, float | None] | None:
     if value is None:
         return None
     try:
-        return _recipe.parse_alpha(value)
-    except _recipe.RecipeError as err:
+        return config.parse_alpha(value)
+    except config.RecipeError as err:
         raise click.BadParameter(str(err), param_hint="--alpha") from None
 
 
 @main.command("train")
-@click.option("--family", type=click.Choice(["bilstm-crf", "bilstm", "cnn", "cnn-crf"]), required=True)
+@click.option("--family", type=click.Choice(list(config.FAMILIES)), required=True)
 @click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
 @click.option("--embeddings", "embeddings_path", type=click.Path(path_type=Path), required=True,
               help="fastText vectors (an embeddings folder, vectors.npz, .bin or .vec).")
@@ -207,12 +207,12 @@ def _alpha_option(value: str | None) -> tuple[float, float | None] | None:
                    "options given here override it.")
 @click.option("--alpha", "alpha_text", default=None,
               help=f"Share of the KD term: a number in [0, 1] (0: plain training) or START:END, annealed linearly "
-                   f"over the epochs (e.g. 0.9:0.1).  [default: {_recipe.DEFAULT_ALPHA:g}]")
+                   f"over the epochs (e.g. 0.9:0.1).  [default: {config.DEFAULT_ALPHA:g}]")
 @click.option("--temperature", type=float, default=None, help=f"T of the KD term.  [default: "
-              f"{_recipe.DEFAULT_TEMPERATURE:g}]")
-@click.option("--kd-target", type=click.Choice(list(_recipe.KD_TARGETS)), default=None,
+              f"{config.DEFAULT_TEMPERATURE:g}]")
+@click.option("--kd-target", type=click.Choice(list(config.KD_TARGETS)), default=None,
               help="Under a CRF: match the teacher with the CRF marginals, the softmax of the emissions, or "
-                   f"learn the teacher's k best paths (kbest, CRF students).  [default: {_recipe.DEFAULT_KD_TARGET}]")
+                   f"learn the teacher's k best paths (kbest, CRF students).  [default: {config.DEFAULT_KD_TARGET}]")
 @click.option("--hidden-size", default=256, show_default=True)
 @click.option("--epochs", default=15, show_default=True)
 @click.option("--lr", default=0.1, show_default=True)
@@ -226,7 +226,7 @@ def _alpha_option(value: str | None) -> tuple[float, float | None] | None:
               help="Unlabelled text also learnt from the teacher (hard weight 0); its cache must be in --soft-labels "
                    "(`swener teacher soft-labels --text FILE`).")
 @click.option("--transfer-sentences", type=int, default=None, help="Use the transfer text's first N sentences.")
-@click.option("--gradient-probes", type=click.IntRange(min=0), default=_recipe.GRADIENT_PROBES, show_default=True,
+@click.option("--gradient-probes", type=click.IntRange(min=0), default=config.GRADIENT_PROBES, show_default=True,
               help="Batches per epoch whose hard and KD gradient norms go into training.json (0: none).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
 def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, recipe_file: Path | None,
@@ -238,10 +238,10 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 
     alpha = _alpha_option(alpha_text)
     try:
-        base = _recipe.load(recipe_file, family) if recipe_file else _recipe.Recipe()
+        base = config.load(recipe_file, family) if recipe_file else config.Recipe()
         if temperature is not None:
-            _recipe.Recipe(temperature=temperature)  # checks it
-    except _recipe.RecipeError as err:
+            config.Recipe(temperature=temperature)  # checks it
+    except config.RecipeError as err:
         raise SwenerError(str(err)) from None
     start, end = alpha if alpha is not None else (base.alpha, base.alpha_end)
     kd_run = start > 0 or (end or 0.0) > 0
@@ -261,16 +261,16 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 
 
 @main.command("recipe")
-@click.argument("recipe_file", type=click.Path(path_type=Path), default=_recipe.DEFAULT_RECIPE)
-@click.option("--family", type=click.Choice(["bilstm-crf", "bilstm", "cnn", "cnn-crf"]), required=True)
+@click.argument("recipe_file", type=click.Path(path_type=Path), default=config.DEFAULT_RECIPE)
+@click.option("--family", type=click.Choice(list(config.FAMILIES)), required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Make variables.")
 def recipe_cmd(recipe_file: Path, family: str, as_json: bool) -> None:
     """A family's KD settings in a recipe file, as Make variables (ALPHA, TEMPERATURE, KD_TARGET, TRANSFER_*)."""
     try:
-        found = _recipe.load(recipe_file, family)
-    except _recipe.RecipeError as err:
+        found = config.load(recipe_file, family)
+    except config.RecipeError as err:
         raise SwenerError(str(err)) from None
-    click.echo(json.dumps(_recipe.as_dict(found)) if as_json else found.make_variables(), nl=as_json)
+    click.echo(json.dumps(config.as_dict(found)) if as_json else found.make_variables(), nl=as_json)
 
 
 @main.command("evaluate")

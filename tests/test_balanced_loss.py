@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
 from swener.data import corpora
 from swener.kd import loss as kd
-from swener import config as recipe
+from swener import config
 from swener.kd import softlabels
 from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.kd.plugins import term_gradient_norms
@@ -150,13 +150,13 @@ def test_loss_terms_weights_and_errors():
 
 
 def test_alpha_schedule_and_its_parsing():
-    assert recipe.parse_alpha("0.5") == (0.5, None) and recipe.parse_alpha("0.9:0.1") == (0.9, 0.1)
-    assert [recipe.alpha_at(0.9, 0.1, e, 5) for e in range(1, 6)] == pytest.approx([0.9, 0.7, 0.5, 0.3, 0.1])
-    assert recipe.alpha_at(0.9, None, 3, 5) == 0.9 and recipe.alpha_at(0.9, 0.1, 1, 1) == 0.9
+    assert config.parse_alpha("0.5") == (0.5, None) and config.parse_alpha("0.9:0.1") == (0.9, 0.1)
+    assert [config.alpha_at(0.9, 0.1, e, 5) for e in range(1, 6)] == pytest.approx([0.9, 0.7, 0.5, 0.3, 0.1])
+    assert config.alpha_at(0.9, None, 3, 5) == 0.9 and config.alpha_at(0.9, 0.1, 1, 1) == 0.9
     for bad, message in (("1.5", r"alpha must be a number in \[0, 1\]"), ("a:b", "START:END"),
                          ("0.1:2", "the end of the alpha schedule"), ("1:2:3", "START:END")):
-        with pytest.raises(recipe.RecipeError, match=message):
-            recipe.parse_alpha(bad)
+        with pytest.raises(config.RecipeError, match=message):
+            config.parse_alpha(bad)
 
 
 def test_bad_alpha_option_is_one_error_line(tmp_path):

@@ -184,11 +184,11 @@ def test_int8_student_round_trips_and_bf16_variant_loads(exported, corpus, tmp_p
     tokens = [s.tokens for s in corpus.splits["test"][:80]] + [ODD]
     float_tagger = models.load_tagger(str(model))
     int8 = models.load_tagger(str(model), precision="int8")
-    assert type(int8.rnn).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    assert type(int8.encoder_net.lstm).__module__.startswith("torch.ao.nn.quantized.dynamic")
     saved = export.write_variant(models.load_tagger(str(model)), model, "int8")
     assert saved.name == "best-model.int8.pt"
     loaded = models.load_tagger(str(saved))
-    assert type(loaded.rnn) is type(int8.rnn) and loaded.precision == "int8"
+    assert type(loaded.encoder_net.lstm) is type(int8.encoder_net.lstm) and loaded.precision == "int8"
     assert loaded.tag_tokens(tokens) == int8.tag_tokens(tokens)
     with torch.no_grad():
         ids, lengths = int8._padded_ids([int8.embeddings.word_ids(t) for t in sorted(tokens, key=len, reverse=True)])

@@ -1,6 +1,6 @@
 """Finding and loading trained taggers: by path, or by the short name of a model the Makefile trained.
 
-Short names: `FAMILY` (bilstm-crf, bilstm, cnn, cnn-crf) is the KD student of that family
+Short names: `FAMILY` (a family of `swener.config.FAMILIES`: bilstm-crf, bilstm, cnn, ...) is the KD student of that family
 from the latest full run (max_sentences null), the best seed on dev; `FAMILY-plain` the
 same without KD; `teacher` the latest full teacher. Without a full run the latest run is
 used, with a note on stderr. Listing reads the results.json / training.json files beside
@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from swener import config
 from swener.errors import SwenerError
 
 log = logging.getLogger("swener")
 
-FAMILIES: tuple[str, ...] = ("bilstm-crf", "bilstm", "cnn", "cnn-crf")  # as swener.students.tagger.FAMILIES (no torch here)
+FAMILIES: tuple[str, ...] = tuple(config.FAMILIES)
 SHORT_NAMES: tuple[str, ...] = (*FAMILIES, *(f"{f}-plain" for f in FAMILIES), "teacher")
 
 
