@@ -32,7 +32,7 @@ EVAL_CORPORA = ("uner-pud", "uner-talbanken")  # out-of-domain test sets every m
 QUICK_MAX_SENTENCES = 500  # QUICK=1: a slice of each split
 
 # ----- students: a family is an encoder (swener/students/encoders/<name>.py) with a head -----
-ENCODERS: tuple[str, ...] = ("bilstm", "cnn")  # the encoder registry line
+ENCODERS: tuple[str, ...] = ("bilstm", "cnn", "window", "idcnn")  # the encoder registry line
 HEADS: tuple[str, ...] = ("crf", "softmax")
 
 
