@@ -413,12 +413,12 @@ def embeddings_train(pretrained: Path | None, model: str, dim: int, epochs: int,
                      sample: str | None, ner_train: tuple[str, ...], texts: tuple[Path, ...], workers: int,
                      seed: int, out: Path | None, keep_full: bool) -> None:
     """Train fastText vectors (or import official ones) into embeddings/<name>/ with a manifest."""
-    from swener.vectors import embeddings as emb
+    from swener.vectors import training as emb
 
     if pretrained is not None:
         emb.import_pretrained(pretrained, out=out, max_words=max_words, max_ngrams=max_ngrams, report=click.echo)
         return
-    settings = emb.TrainSettings(model=model, dim=dim, epochs=epochs, min_count=min_count, minn=minn, maxn=maxn,
+    settings = emb.VectorSettings(model=model, dim=dim, epochs=epochs, min_count=min_count, minn=minn, maxn=maxn,
                                  bucket=bucket, window=window, negative=negative, max_words=max_words,
                                  max_ngrams=max_ngrams, sample=emb.parse_sample(sample),
                                  ner_train=tuple(ner_train), seed=seed, workers=workers)

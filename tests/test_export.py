@@ -55,6 +55,9 @@ def _train(family, vectors, corpus, steps=0):
     return tagger.eval()
 
 
+EXPORTED = ("bilstm-crf", "cnn", "window-crf", "idcnn")  # every encoder, both heads
+
+
 @pytest.fixture(scope="module")
 def corpus():
     return corpora.load("webbnyheter2012")
@@ -62,9 +65,9 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def exported(tiny_vectors, corpus, tmp_path_factory):
-    """A tiny BiLSTM-CRF and a CNN student (best-model.pt), each exported beside itself."""
+    """Tiny students of each encoder (best-model.pt), each exported beside itself."""
     folders = {}
-    for family in ("bilstm-crf", "cnn"):
+    for family in EXPORTED:
         folder = tmp_path_factory.mktemp(family)
         _train(family, tiny_vectors, corpus).save(folder / "best-model.pt")
         tagger = models.load_tagger(str(folder / "best-model.pt"))
@@ -80,7 +83,7 @@ def _spans(tagger, tokens):
             for s in sentences]
 
 
-@pytest.mark.parametrize("family", ["bilstm-crf", "cnn"])
+@pytest.mark.parametrize("family", EXPORTED)
 def test_export_gives_the_flair_models_tags(family, exported, corpus):
     from swener.data.tags import bioes_spans
 

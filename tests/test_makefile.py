@@ -18,7 +18,7 @@ def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
     shutil.copy(tiny_vectors, emb / "vectors.npz")
     (emb / "manifest.json").write_text("{}")
     variables = [f"VENV={sys.prefix}", "QUICK=1", "MAX_SENTENCES=30", "TEACHER_EPOCHS=1", "TEACHER_BATCH=8",
-                 "STUDENT_EPOCHS=1", "SEEDS=1", "FAMILIES=cnn", "STUDENT_THREADS=1",
+                 "STUDENT_EPOCHS=1", "SEEDS=1", "FAMILIES=cnn window-crf idcnn", "STUDENT_THREADS=1",
                  f"BACKBONE={tiny_backbone}", f"EMB_DIR={emb}"]
     env = {**os.environ, "SWENER_DATA": str(corpora.data_root()), "OMP_NUM_THREADS": "1"}
 
@@ -41,7 +41,11 @@ def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
     assert (tmp_path / "models" / "teacher" / teacher_id / "best-model.pt").is_file()
     assert (tmp_path / "softlabels" / teacher_id / "train.npz").is_file()
     student_set = "webbnyheter2012-emb-tiny-ep1-lr0.1-n30"
-    assert (tmp_path / "models" / "cnn" / "plain" / student_set / "seed-1" / "results.json").is_file()
+    for family in ("cnn", "window-crf", "idcnn"):  # the new encoders' families train, plain and with KD
+        for run in ("plain", "kd"):
+            assert len(list((tmp_path / "models" / family / run).glob("*/seed-1/results.json"))) == 1, (family, run)
+    summary = json.loads((tmp_path / "results" / "quick" / "results.json").read_text())
+    assert "window-crf" in json.dumps(summary) and "idcnn" in json.dumps(summary)
 
     assert make("-q", "experiment").returncode == 0  # everything up to date: a rerun does nothing
 

@@ -6,7 +6,6 @@ tags, with notes on what was repaired or dropped), which is quick and needs no F
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from swener.atomic import atomic_path
 from swener.config import REPO_ROOT
 from swener.data.tags import io_to_iob2, repair_iob2, spans
+from swener.files import sha256_of
 from swener.errors import DataError, SwenerError
 
 if TYPE_CHECKING:
@@ -146,15 +146,6 @@ def data_root() -> Path | None:
         if candidate.is_dir():
             return candidate
     return None
-
-
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def atomic_copy(source: Path, target: Path) -> None:

@@ -8,15 +8,11 @@ log-probabilities under that chain. Paths are on the cache's canonical tags.
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from swener.data import corpora
 from swener.kd import softlabels
-from swener.errors import SwenerError
 from swener.config import DEFAULT_KBEST
 
 log = logging.getLogger("swener")

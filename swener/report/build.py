@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from swener.files import read_json
 from swener.atomic import atomic_path, write_text
 from swener.errors import DataError, SwenerError
 from swener.eval.scoring import f1_from_counts
@@ -58,10 +59,7 @@ class Run:
 
 def load_run(path: Path) -> Run:
     """Read one student's results.json; a file without the expected keys is a DataError."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataError(path, f"cannot read results ({err}); rerun that student") from None
+    data = read_json(path, "cannot read results", "rerun that student")
     missing = [k for k in ("settings", "corpus", "scores", "counts", "cost") if k not in data]
     if missing or "family" not in data.get("settings", {}) or "seed" not in data.get("settings", {}):
         raise DataError(path, f"not a student results file (missing {', '.join(missing) or 'settings.family/seed'})")
@@ -769,10 +767,7 @@ def _finite(value):
 
 def load_teacher(path: Path) -> dict:
     """The teacher's results for the report: a teacher.json written by `swener teacher evaluate`."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataError(path, f"cannot read teacher results ({err}); write it with `swener teacher evaluate`") from None
+    data = read_json(path, "cannot read teacher results", "write it with `swener teacher evaluate`")
     if "scores" not in data and "counts" not in data:
         raise DataError(path, "not a teacher results file (no scores or counts)")
     return data

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from swener.atomic import atomic_dir
-from swener.data.corpora import sha256_of
+from swener.files import sha256_of
 from swener.errors import SwenerError
 from swener.serve.onnx import CONFIG_FILE, FORMAT, MODEL_FILE, VECTORS_FILE, default_folder, is_export  # noqa: F401
 

