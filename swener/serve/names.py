@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from swener.files import read_json
-from swener import config
+from swener import config, runs
 from swener.errors import DataError, SwenerError
 
 log = logging.getLogger("swener")
@@ -100,19 +100,20 @@ def _teacher_id(soft_dir: str | None) -> str | None:
 
 def student_entries(family: str, kind: str, root: Path | None = None) -> list[ModelEntry]:
     """Every trained student of a family, kind "kd" or "plain", with a results.json and a best-model.pt."""
-    base = (root or models_dir()) / family / kind
     entries = []
-    for results_path in sorted(base.glob("*/seed-*/results.json")) if base.is_dir() else []:
-        model = results_path.parent / "best-model.pt"
-        if not results_path.parent.name[5:].isdigit():  # seed-N.partial, seed-N.old: a run being swapped in
+    for results_path in runs.find_results(root or models_dir(), family=family, mode=kind):
+        model = results_path.parent / runs.MODEL_FILE
+        try:
+            results = runs.StudentResults.read(results_path)
+        except DataError as err:
+            log.warning("%s (skipped)", err)
             continue
-        results = _read_json(results_path)
-        if results is None or not model.is_file():
+        if not model.is_file():
             continue
-        settings = results.get("settings", {})
-        corpus = results.get("corpus") or settings.get("corpus")
-        dev, test = _dev_test(results.get("scores", {}), corpus)
-        soft = results.get("soft_labels")
+        settings = results.settings
+        corpus = results.corpus or settings.get("corpus")
+        dev, test = _dev_test(results.scores, corpus)
+        soft = results.soft_labels
         entries.append(ModelEntry(
             name=family if kind == "kd" else f"{family}-plain", path=model, run=results_path.parent.parent,
             family=settings.get("family", family), corpus=corpus, max_sentences=settings.get("max_sentences"),

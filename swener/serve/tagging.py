@@ -27,6 +27,7 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 from swener.files import open_text
 from swener.atomic import atomic_path
 from swener.batching import batched
+from swener.data.readers import columns
 from swener.data.tags import iob2_of_spans
 from swener.errors import DataError, SwenerError
 from swener.data.tokenizer import split_sentences
@@ -143,7 +144,7 @@ def read_tokens(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) ->
         for start, end in _chunks(len(tokens), max_tokens):
             yield Item(tokens[start:end], " ".join(tokens[start:end]), name, number)
 
-def read_conll(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> Iterator[Item]:
+def read_conll_tokens(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> Iterator[Item]:
     """A column file: the token in the first column (tab-separated, else blank-separated), blank line between sentences."""
     tokens: list[str] = []
     first_line = previous = 0
@@ -157,7 +158,7 @@ def read_conll(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> 
                 yield Item(tokens, " ".join(tokens), name, first_line)
             tokens = []
             continue
-        token = body.split("\t")[0].strip() if "\t" in body else body.split()[0]
+        token = columns(body)[0].strip()
         if token == "-DOCSTART-" or not token:
             continue
         if not tokens:
@@ -169,7 +170,7 @@ def read_conll(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> 
     if tokens:
         yield Item(tokens, " ".join(tokens), name, first_line)
 
-READERS = {"text": read_text, "tokens": read_tokens, "conll": read_conll}
+READERS = {"text": read_text, "tokens": read_tokens, "conll": read_conll_tokens}
 
 @contextmanager
 def open_input(path: str) -> Iterator[BinaryIO]:

@@ -18,7 +18,7 @@ from typing import Sequence
 from swener.data import corpora
 from swener import config
 from swener.kd import softlabels
-from swener.atomic import write_json
+from swener.runs import RESULTS_FILE, TRAINING_FILE, StudentResults
 from swener.config import EVAL_CORPORA
 from swener.errors import SwenerError
 
@@ -169,13 +169,13 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         best = partial / "best-model.pt"
         tagger = flair.nn.Classifier.load(best)
         assert isinstance(tagger, StudentTagger)
-        results["training"] = json.loads((partial / "training.json").read_text())
+        results["training"] = json.loads((partial / TRAINING_FILE).read_text())
         results.update(score_model(tagger, best, corpus, settings.max_sentences, eval_corpora))
         tagger.card = {**card, "dev_f1": results["scores"][f"{corpus_name}/dev"]["micro_f1"],
                        "test_f1": results["scores"][f"{corpus_name}/test"]["micro_f1"]}
         save_atomic(tagger, best)
         results["cost"]["size_bytes"] = best.stat().st_size
-        write_json(partial / "results.json", results)
+        StudentResults.from_dict(results, partial / RESULTS_FILE).write(partial / RESULTS_FILE)
 
     plugins: list = [GradientNorms(settings.gradient_probes)] if settings.gradient_probes > 0 else []
     if settings.alpha_end is not None:

@@ -7,16 +7,14 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 from swener.files import open_text
+from swener.vectors.settings import VectorSettings
 from swener.files import sha256_of
 from swener.data import corpora
 from swener.errors import DataError, SwenerError
 from swener.vectors.compact import (CompactVectors, case_variants, embedding_key, find_row, ngram_buckets,  # noqa: F401
                             ngram_type_counts, subword_rows)
-
-if TYPE_CHECKING:
-    from swener.vectors.training import VectorSettings
 
 
 def text_sources(paths: Iterable[str | Path] | None = None) -> list[dict]:
