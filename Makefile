@@ -205,6 +205,22 @@ endef
 $(foreach f,$(FAMILIES),$(eval $(call family_rules,$(f))))
 students: $(STUDENT_RESULTS)
 
+# ----- KD recipe sweeps on dev (never test): one factor at a time around SWEEP_BASE -----
+# `make sweep SWEEP_FAMILY=bilstm SWEEP_VARY="alpha=0.1,0.9 temperature=2"`: trials in
+# models/sweeps/<teacher>/<student set>/<family>/, the table in results/<profile>/sweeps/<family>.json
+# (and .md); finished trials are read back. A transfer_text factor needs its cache in SOFT_DIR.
+SWEEP_FAMILY ?= bilstm-crf
+SWEEP_BASE ?= --alpha 0.5 --temperature 1 --kd-target marginals
+SWEEP_VARY ?= alpha=0.1,0.3,0.9 temperature=2,4
+SWEEP_SEEDS ?= 1
+SWEEP_TABLE ?= results/$(PROFILE)/sweeps/$(SWEEP_FAMILY).json
+.PHONY: sweep
+sweep: $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz | $(BIN)/swener
+	$(BIN)/swener sweep --family $(SWEEP_FAMILY) --corpus $(CORPUS) --embeddings $(EMB_DIR) --soft-labels $(SOFT_DIR) \
+		--recipe $(RECIPE) $(SWEEP_BASE) $(foreach v,$(SWEEP_VARY),--vary $(v)) --seeds $(SWEEP_SEEDS) \
+		--epochs $(STUDENT_EPOCHS) --threads $(STUDENT_THREADS) $(MAXS_OPT) --root models/sweeps/$(TEACHER_ID)/$(STUDENT_SET) \
+		--table $(SWEEP_TABLE)
+
 # ----- embeddings study: subword vs zero vectors for OOV words (plain BiLSTM-CRF, OOV_SEEDS seeds) -----
 oov_zero_result = models/bilstm-crf/plain/$(STUDENT_SET)-oovzero/seed-$(1)/results.json
 define oov_rules
