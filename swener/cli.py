@@ -293,6 +293,7 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 @click.option("--updates", type=click.IntRange(min=1), default=None,
               help="A budget of optimizer updates instead of epochs (e.g. for large transfer sets).")
 @click.option("--plain/--no-plain", default=True, show_default=True, help="Also run plain training per seed.")
+@click.option("--max-sentences", type=int, default=None)
 @click.option("--threads", default=2, show_default=True)
 @click.option("--root", type=click.Path(path_type=Path), default=Path("models/sweeps"), show_default=True,
               help="Folder of the trial runs: ROOT/FAMILY/TRIAL.")
@@ -301,7 +302,7 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 def sweep_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path, recipe_file: Path,
               alpha_text: str | None, temperature: float | None, kd_target: str | None, transfer_text: str | None,
               transfer_sentences: int | None, factors: tuple[str, ...], seeds: str, epochs: int, updates: int | None,
-              plain: bool, threads: int, root: Path, table: Path) -> None:
+              plain: bool, max_sentences: int | None, threads: int, root: Path, table: Path) -> None:
     """Screen KD settings on dev, one factor at a time around a base recipe (never reads test)."""
     from swener import sweep
 
@@ -323,7 +324,7 @@ def sweep_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
     except _recipe.RecipeError as err:
         raise SwenerError(str(err)) from None
     click.echo(f"{len(trials)} trials: {', '.join(t.name for t in trials)}", err=True)
-    for row in sweep.run_sweep(trials, corpus_name, embeddings_path, soft_dir, root, table, threads):
+    for row in sweep.run_sweep(trials, corpus_name, embeddings_path, soft_dir, root, table, threads, max_sentences):
         click.echo(f"{row['name']}: dev F1 {row['dev_f1']:.4f}")
 
 
