@@ -77,6 +77,8 @@ TEACHER_BATCH = 16
 TEACHER_DECODINGS = ("bioes", "argmax")
 TEACHER_DECODING = "bioes"
 TEACHER_SEED = 1
+TEACHER_CRF = False  # the paper's teacher has no CRF
+TEACHER_FREEZE = False  # with the trimmed vocabulary the table is small enough to train
 
 # ----- fastText vectors -----
 EMB_MODEL = "cbow"

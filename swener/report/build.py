@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 from swener.files import read_json
-from swener.runs import StudentResults, find_results, mode_of  # noqa: F401  (find_results: the report's API)
 from swener.atomic import write_text
 from swener.errors import DataError, SwenerError
 from swener.report.collect import collect

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 import numpy as np
-from swener.runs import StudentResults, find_results, mode_of  # noqa: F401  (find_results: the report's API)
+from swener.runs import StudentResults, mode_of
 from swener.errors import SwenerError
 
 

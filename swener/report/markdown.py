@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
-from swener.runs import StudentResults, find_results, mode_of  # noqa: F401  (find_results: the report's API)
 from swener.report.collect import Run, load_run
 from swener.report.plots import PLOTS
 from swener.report.stats import _short, _stats, _test_sets

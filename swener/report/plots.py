@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import numpy as np
-from swener.runs import StudentResults, find_results, mode_of  # noqa: F401  (find_results: the report's API)
 from swener.atomic import atomic_path
 from swener.report.stats import _short
 

@@ -6,7 +6,6 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 import numpy as np
-from swener.runs import StudentResults, find_results, mode_of  # noqa: F401  (find_results: the report's API)
 from swener.errors import SwenerError
 from swener.eval.scoring import f1_from_counts
 from swener.report.collect import Comparison, Run

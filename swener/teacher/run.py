@@ -13,6 +13,7 @@ from swener.files import open_text
 from swener.files import sha256_of
 from swener.data import corpora
 from swener.kd import softlabels
+from swener import config
 from swener.config import DEFAULT_KBEST, EVAL_CORPORA
 from swener.data.tags import span_dictionary, tagger_tags
 from swener.errors import SwenerError
@@ -25,20 +26,20 @@ log = logging.getLogger("swener")
 class TeacherSettings:
     """The teacher's architecture and fine-tuning defaults (see the README)."""
 
-    backbone: str = "e5-small-sv"  # e5-small with its vocabulary trimmed to Swedish use (`swener backbone trim`)
-    use_crf: bool = False  # the paper's teacher has no CRF
-    decoding: str = "bioes"  # a softmax head decoded as a BIOES chain (`swener.teacher.model`)
+    backbone: str = config.BACKBONE  # e5-small with its vocabulary trimmed to Swedish use (`swener backbone trim`)
+    use_crf: bool = config.TEACHER_CRF
+    decoding: str = config.TEACHER_DECODING  # a softmax head decoded as a BIOES chain (`swener.teacher.model`)
     subtoken_pooling: str = "first"
     layers: str = "-1"
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    epochs: int = 10  # at most; the best epoch on dev is kept and `patience` stops early
-    patience: int = 2
+    learning_rate: float = config.TEACHER_LR
+    batch_size: int = config.TEACHER_BATCH
+    epochs: int = config.TEACHER_EPOCHS  # at most; the best epoch on dev is kept and `patience` stops early
+    patience: int = config.TEACHER_PATIENCE
     # With the trimmed vocabulary the table is small enough to train (the untrimmed 96 M-row
     # table made each dense AdamW step cost more than the forward and backward passes).
-    freeze_word_embeddings: bool = False
+    freeze_word_embeddings: bool = config.TEACHER_FREEZE
     use_amp: bool = False  # bf16 autocast while training
-    seed: int = 1
+    seed: int = config.TEACHER_SEED
 
 
 def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSettings):

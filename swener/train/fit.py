@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from swener import config
+
 log = logging.getLogger("swener")
 
 
@@ -24,13 +26,13 @@ log = logging.getLogger("swener")
 class TrainSettings:
     """How a model is trained; the defaults are the students' (SGD with annealing)."""
 
-    epochs: int = 15
-    learning_rate: float = 0.1
-    batch_size: int = 32
+    epochs: int = config.STUDENT_EPOCHS
+    learning_rate: float = config.STUDENT_LR
+    batch_size: int = config.STUDENT_BATCH
     fine_tune: bool = False  # AdamW with linear warm-up (transformers), else SGD + anneal on plateau
     seed: int = 1
     max_sentences: int | None = None  # a slice of each split, for quick runs
-    threads: int = 2
+    threads: int = config.THREADS
     use_amp: bool = False  # bf16 autocast on the CPU (fine-tuning only)
     fused_adamw: bool = True  # one fused AdamW kernel over all parameters (fine-tuning only)
 

@@ -5,8 +5,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from swener.data import corpora
 from swener.errors import SwenerError
-from swener.vectors.compact import (CompactVectors, case_variants, embedding_key, find_row, ngram_buckets,  # noqa: F401
-                            ngram_type_counts, subword_rows)
+from swener.vectors.compact import (CompactVectors, case_variants, embedding_key)
 
 
 PROBES: tuple[str, ...] = ("Stockholm", "Sverige", "kung", "måndag", "Volvo", "Göteborg", "regeringen")

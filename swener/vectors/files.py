@@ -9,8 +9,7 @@ from swener.files import open_text
 from swener.files import sha256_of
 from swener.config import REPO_ROOT
 from swener.errors import DataError
-from swener.vectors.compact import (CompactVectors, case_variants, embedding_key, find_row, ngram_buckets,  # noqa: F401
-                            ngram_type_counts, subword_rows)
+from swener.vectors.compact import (CompactVectors)
 
 
 EMBEDDINGS_DIR = Path(os.environ.get("SWENER_EMBEDDINGS", REPO_ROOT / "embeddings"))

@@ -4,18 +4,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from swener import config
 from swener.errors import SwenerError
-from swener.vectors.compact import (CompactVectors, case_variants, embedding_key, find_row, ngram_buckets,  # noqa: F401
-                            ngram_type_counts, subword_rows)
 
 
 @dataclass(frozen=True)
 class VectorSettings:
     """Settings of one gensim FastText run and of the compaction that follows it."""
 
-    model: str = "cbow"  # or "skipgram"
-    dim: int = 100
-    epochs: int = 5
+    model: str = config.EMB_MODEL  # or "skipgram"
+    dim: int = config.EMB_DIM
+    epochs: int = config.EMB_EPOCHS
     min_count: int = 5
     minn: int = 3
     maxn: int = 6

@@ -13,8 +13,7 @@ from swener.vectors.settings import VectorSettings
 from swener.files import sha256_of
 from swener.data import corpora
 from swener.errors import DataError, SwenerError
-from swener.vectors.compact import (CompactVectors, case_variants, embedding_key, find_row, ngram_buckets,  # noqa: F401
-                            ngram_type_counts, subword_rows)
+from swener.vectors.compact import (embedding_key)
 
 
 def text_sources(paths: Iterable[str | Path] | None = None) -> list[dict]:

@@ -7,8 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 from swener.atomic import atomic_dir, write_json
-from swener.vectors.compact import (CompactVectors, case_variants, embedding_key, find_row, ngram_buckets,  # noqa: F401
-                            ngram_type_counts, subword_rows)
+from swener.vectors.compact import (CompactVectors)
 from swener.vectors.checks import CHECK_SPLITS, intrinsic_check
 from swener.vectors.files import EMBEDDINGS_DIR, FULL_MODEL_FILE, MANIFEST_FILE, VECTORS_FILE, _compact_summary, _versions, load_vectors
 from swener.vectors.text import text_sources, write_training_text
