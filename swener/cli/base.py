@@ -79,3 +79,6 @@ def _existing_file(path: str, what: str) -> Path:
     return found
 
 
+corpus_option = click.option("--corpus", "corpus_name", default=config.DEFAULT_CORPUS, show_default=True,
+                             help="A registered corpus, suc3, or a CoNLL file or folder.")
+teacher_option = click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")

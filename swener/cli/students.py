@@ -6,12 +6,12 @@ from pathlib import Path
 import click
 from swener import config  # standard library only: the defaults
 from swener.errors import SwenerError
-from swener.cli.base import alpha_option, at_least, main, positive, temperature_option
+from swener.cli.base import corpus_option, alpha_option, at_least, main, positive, temperature_option
 
 
 @main.command("train")
 @click.option("--family", type=click.Choice(list(config.FAMILIES)), required=True)
-@click.option("--corpus", "corpus_name", default=config.DEFAULT_CORPUS, show_default=True)
+@corpus_option
 @click.option("--embeddings", "embeddings_path", type=click.Path(path_type=Path), required=True,
               help="fastText vectors (an embeddings folder, vectors.npz, .bin or .vec).")
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), default=None,
@@ -66,7 +66,7 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 
 @main.command("sweep")
 @click.option("--family", type=click.Choice(list(config.FAMILIES)), required=True)
-@click.option("--corpus", "corpus_name", default=config.DEFAULT_CORPUS, show_default=True)
+@corpus_option
 @click.option("--embeddings", "embeddings_path", type=click.Path(path_type=Path), required=True)
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--recipe", "recipe_file", type=click.Path(path_type=Path), default=config.DEFAULT_RECIPE,
@@ -128,7 +128,7 @@ def recipe_cmd(recipe_file: Path, family: str, as_json: bool) -> None:
 
 @main.command("evaluate")
 @click.argument("model")
-@click.option("--corpus", "corpus_name", default=config.DEFAULT_CORPUS, show_default=True)
+@corpus_option
 @click.option("--split", default="test", show_default=True)
 @click.option("--max-sentences", type=int, callback=at_least(1), default=None)
 @click.option("--json", "as_json", is_flag=True)

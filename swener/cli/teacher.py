@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 import click
 from swener import config  # standard library only: the defaults
-from swener.cli.base import Group, _existing_file, at_least, main, positive
+from swener.cli.base import corpus_option, teacher_option, Group, _existing_file, at_least, main, positive
 
 
 @main.group(cls=Group)
@@ -13,7 +13,7 @@ def teacher() -> None:
 
 
 @teacher.command("train")
-@click.option("--corpus", "corpus_name", default=config.DEFAULT_CORPUS, show_default=True)
+@corpus_option
 @click.option("--backbone", default=config.BACKBONE, show_default=True,
               help="e5-small-sv (trimmed), e5-small, a local folder or a HF id.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the trained teacher.")
@@ -47,8 +47,8 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patie
 
 
 @teacher.command("soft-labels")
-@click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
-@click.option("--corpus", "corpus_name", default=config.DEFAULT_CORPUS, show_default=True)
+@teacher_option
+@corpus_option
 @click.option("--split", "splits", multiple=True,
               help="Splits to write (default: train and dev, unless only --text is given; test only when asked for).")
 @click.option("--text", "texts", multiple=True, type=click.Path(path_type=Path),
@@ -70,8 +70,8 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
 
 
 @teacher.command("kbest")
-@click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
-@click.option("--corpus", "corpus_name", default=config.DEFAULT_CORPUS, show_default=True)
+@teacher_option
+@corpus_option
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True,
               help="The teacher's soft-label folder; <dir>/<split>.npz gets the k-best arrays.")
 @click.option("--split", "splits", multiple=True, help="Splits to add them to (default: train).")
@@ -87,8 +87,8 @@ def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: t
 
 
 @teacher.command("evaluate")
-@click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
-@click.option("--corpus", "corpus_name", default=config.DEFAULT_CORPUS, show_default=True)
+@teacher_option
+@corpus_option
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), default=None,
               help="Its soft-label folder, to report the one-time cost of the cache.")
 @click.option("--max-sentences", type=int, callback=at_least(1), default=None)
@@ -106,8 +106,8 @@ def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None,
 
 
 @teacher.command("bench")
-@click.option("--teacher", "teacher_path", required=True, help="The teacher's best-model.pt.")
-@click.option("--corpus", "corpus_name", default=config.DEFAULT_CORPUS, show_default=True)
+@teacher_option
+@corpus_option
 @click.option("--max-sentences", type=int, callback=at_least(1), default=2000, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="JSON file to write.")
 def teacher_bench(teacher_path: str, corpus_name: str, max_sentences: int, out: Path) -> None:

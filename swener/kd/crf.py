@@ -135,6 +135,14 @@ def marginals(
     return torch.where(mask.unsqueeze(2), log_marginals, uniform)
 
 
+def tagger_marginals(tagger, scores, lengths: torch.Tensor) -> torch.Tensor:
+    """Posterior log-marginals [B, T, K] of a Flair CRF tagger's scores, as its `forward` returns them
+    ((features [B, T, K, K], lengths, transitions)), with its dictionary's <START> and <STOP>."""
+    features, _, transitions = scores
+    return marginals(features.float(), lengths, tagger.label_dictionary.get_idx_for_item("<START>"),
+                     tagger.label_dictionary.get_idx_for_item("<STOP>"), transitions.float())
+
+
 def kbest(
     features: torch.Tensor,
     lengths: Lengths,

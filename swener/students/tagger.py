@@ -164,9 +164,7 @@ class StudentTagger(LeanPath, SequenceTagger):
     def student_log_distribution(self, emissions: torch.Tensor, scores, lengths: torch.LongTensor) -> torch.Tensor:
         """The student's per-token log-distribution [B, T, K] that KD matches to the teacher."""
         if self.use_crf and self.kd_target == "marginals":
-            features, _, transitions = scores
-            return crf.marginals(features, lengths, self.label_dictionary.get_idx_for_item("<START>"),
-                                 self.label_dictionary.get_idx_for_item("<STOP>"), transitions)
+            return crf.tagger_marginals(self, scores, lengths)
         return torch.log_softmax(emissions, dim=-1)
 
     def forward_loss(self, sentences: list[Sentence]) -> tuple[torch.Tensor, int]:

@@ -109,9 +109,7 @@ def log_distributions(tagger, sentences: list, batch_size: int = 32, bf16: bool 
                 tensor, lengths = tagger._prepare_tensors(batch)
                 scores = tagger.forward(tensor, lengths)
             if tagger.use_crf:
-                features, _, transitions = scores
-                logp = crf.marginals(features.float(), lengths, tagger.label_dictionary.get_idx_for_item("<START>"),
-                                     tagger.label_dictionary.get_idx_for_item("<STOP>"), transitions.float())
+                logp = crf.tagger_marginals(tagger, scores, lengths)
                 rows = [logp[i, :n] for i, n in enumerate(lengths.tolist())]
             elif chain:
                 logp = tagger.chain_log_marginals(scores, lengths.tolist())

@@ -19,12 +19,12 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 import torch
 from flair.data import Sentence
 from flair.embeddings import TokenEmbeddings
 from flair.embeddings.base import register_embeddings
-from swener.vectors.compact import (CompactVectors, case_variants, embedding_key, find_row, ngram_buckets,  # noqa: F401
+from swener.vectors.compact import (CompactVectors, WordIds, case_variants, embedding_key, find_row, ngram_buckets,  # noqa: F401
                             ngram_type_counts, subword_rows)
 from swener.vectors.files import load_vectors
 
@@ -42,7 +42,7 @@ _GENERATIONS = itertools.count(1)  # one id space per OOV table
 
 
 @register_embeddings
-class CompactFastTextEmbeddings(TokenEmbeddings):
+class CompactFastTextEmbeddings(WordIds, TokenEmbeddings):
     """Static fastText vectors in the compact form: known words plus subword vectors for OOV words.
 
     Saved taggers hold the vocabulary and kept bucket ids (parameters) and two float16
@@ -136,12 +136,15 @@ class CompactFastTextEmbeddings(TokenEmbeddings):
 
     # ----- the lean batch path: ids once per token text, one gather per batch (no Flair tokens) -----
 
+    def _empty_table(self, rows: int) -> torch.Tensor:
+        return torch.zeros(rows, self._dim, device=self.word_vectors.device)
+
+    def _grown(self, table: torch.Tensor) -> torch.Tensor:
+        return torch.cat([table, torch.zeros_like(table)])
+
     def _reset_oov_table(self) -> None:
         """Forget the OOV vectors; ids handed out before (`ids_key` changes) are no longer valid."""
-        self._oov_rows: dict[str, int] = {}
-        self._oov_matrix = torch.zeros(1024, self._dim, device=self.word_vectors.device)  # row 0: the zero vector
-        self._oov_count = 1
-        self._misses: dict[str, int] = {}  # texts not in the vocabulary as they are -> id
+        super()._reset_oov_table()
         self._generation = next(_GENERATIONS)
 
     def __setstate__(self, state: dict) -> None:
@@ -154,43 +157,9 @@ class CompactFastTextEmbeddings(TokenEmbeddings):
         """Identifies the id space: ids cached under another key must be looked up again."""
         return self._generation
 
-    def _oov_id(self, text: str) -> int:
-        row = self._oov_rows.get(text)
-        if row is None:
-            vector = self._subword_vector(text)
-            row = 0
-            if vector is not None:
-                if self._oov_count == self._oov_matrix.size(0):
-                    self._oov_matrix = torch.cat([self._oov_matrix, torch.zeros_like(self._oov_matrix)])
-                row, self._oov_count = self._oov_count, self._oov_count + 1
-                self._oov_matrix[row] = vector
-            self._oov_rows[text] = row
-        return -1 - row
-
-    def word_ids(self, texts: Sequence[str]) -> list[int]:
-        """Ids of token texts for `lookup`: a vocabulary row (>= 0), or -1 - k for the k-th OOV vector (-1: zeros).
-
-        An OOV word's subword vector is computed once and kept (`OOV_CACHE_SIZE` words at most:
-        call `trim_oov_table` between batches).
-        """
-        index = self.index
-        ids = []
-        for text in texts:
-            row = index.get(text)
-            if row is None:
-                row = self._misses.get(text)
-                if row is None:
-                    row = find_row(index, text)
-                    if row is None:
-                        row = self._oov_id(embedding_key(text))
-                    self._misses[text] = row
-            ids.append(row)
-        return ids
-
     def trim_oov_table(self) -> None:
         """Start the OOV table afresh once it holds more than `OOV_CACHE_SIZE` words (bounded memory)."""
-        if len(self._misses) > OOV_CACHE_SIZE:
-            self._reset_oov_table()
+        self._trim_ids(OOV_CACHE_SIZE)
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """The float32 vectors [..., D] of an id tensor from `word_ids` (-1 for padding gives zeros)."""
