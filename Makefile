@@ -50,7 +50,7 @@ TEACHER_ID := $(CORPUS)/$(notdir $(BACKBONE))$(if $(filter 1,$(TEACHER_FREEZE)),
 TEACHER := models/teacher/$(TEACHER_ID)/best-model.pt
 SOFT_DIR := softlabels/$(TEACHER_ID)
 
-.PHONY: install test test-all stats clean-venv teacher soft-labels
+.PHONY: install test test-all lint format stats clean-venv teacher soft-labels
 
 $(BIN)/swener: $(ROOT)setup.cfg $(ROOT)pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -60,9 +60,17 @@ $(BIN)/swener: $(ROOT)setup.cfg $(ROOT)pyproject.toml
 
 install: $(BIN)/swener
 
-# The test command of the README and CI: everything but the tests marked slow.
-test: install
+# The test command of the README and CI: the linter, then everything but the tests marked slow.
+test: install lint
 	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# ruff, configured in pyproject.toml: pyflakes, pycodestyle, import order, type hints where cheap
+lint: install
+	$(BIN)/ruff check $(ROOT)swener $(ROOT)tests $(ROOT)swener_cli.py
+
+# the formatter (pyproject.toml), applied on demand; CI does not check it
+format: install
+	$(BIN)/ruff format $(ROOT)swener $(ROOT)tests $(ROOT)swener_cli.py
 
 test-all: install
 	$(BIN)/python -m pytest -q tests

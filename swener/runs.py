@@ -102,7 +102,8 @@ class StudentResults:
         """Check the required keys; a file without them is a DataError naming it."""
         missing = [k for k in cls.REQUIRED if k not in data] if isinstance(data, dict) else list(cls.REQUIRED)
         if missing or "family" not in data.get("settings", {}) or "seed" not in data.get("settings", {}):
-            raise DataError(path, f"not a student results file (missing {', '.join(missing) or 'settings.family/seed'})")
+            what = ", ".join(missing) or "settings.family/seed"
+            raise DataError(path, f"not a student results file (missing {what})")
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in data.items() if k in known},
                    extra={k: v for k, v in data.items() if k not in known})

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from swener.errors import DataError, SwenerError
 from swener.teacher import backbone as backbones
 from swener.teacher import backbone_check
 from swener.teacher import q4 as q4_format
-from swener.errors import DataError, SwenerError
 
 
 def q4_block(scale: float, qs: bytes) -> bytes:
@@ -122,7 +122,12 @@ def test_position_table_is_shifted_by_the_xlmr_offset(q4, converted):
 
 def test_round_trip_through_auto_classes(q4, converted):
     import torch
-    from transformers import AutoModel, AutoTokenizer, XLMRobertaModel, XLMRobertaTokenizerFast
+    from transformers import (
+        AutoModel,
+        AutoTokenizer,
+        XLMRobertaModel,
+        XLMRobertaTokenizerFast,
+    )
 
     model, info = AutoModel.from_pretrained(str(converted), output_loading_info=True)
     assert isinstance(model, XLMRobertaModel)

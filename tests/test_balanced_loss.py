@@ -10,13 +10,13 @@ import torch
 from click.testing import CliRunner
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
+from swener import config
 from swener.data import corpora
 from swener.kd import loss as kd
-from swener import config
 from swener.kd import softlabels
-from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.kd.plugins import term_gradient_norms
 from swener.students.tagger import build_student
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 TAGS = softlabels.canonical_tags(("LOC", "MISC", "ORG", "PER"))
 

@@ -173,4 +173,5 @@ def test_a_bad_teacher_option_is_one_error_line_too(tmp_path):
     from swener.cli import main
 
     result = CliRunner().invoke(main, ["teacher", "train", "--out", str(tmp_path), "--patience", "0"])
-    assert result.exit_code == 1 and result.output.strip().splitlines() == ["error: --patience must be at least 1, got 0"]
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == ["error: --patience must be at least 1, got 0"]

@@ -12,13 +12,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from swener.vectors import checks, training  # noqa: E402
-from swener.vectors import settings as vector_settings  # noqa: E402
-from swener.vectors import embeddings as emb  # noqa: E402
-from swener.vectors import files as vector_files  # noqa: E402
-from swener.vectors import text as vector_text  # noqa: E402
 from swener.errors import DataError, SwenerError  # noqa: E402
 from swener.files import sha256_of  # noqa: E402
+from swener.vectors import checks, training  # noqa: E402
+from swener.vectors import embeddings as emb  # noqa: E402
+from swener.vectors import files as vector_files  # noqa: E402
+from swener.vectors import settings as vector_settings  # noqa: E402
+from swener.vectors import text as vector_text  # noqa: E402
 
 NAMES = ["Anna", "Erik", "Maria", "Lars", "Karin", "Johan"]
 PLACES = ["Stockholm", "Göteborg", "Malmö", "Uppsala", "Lund", "Umeå"]
@@ -95,7 +95,8 @@ def test_training_writes_vectors_and_manifest(trained, data):
 
 
 def test_sample_option_and_names(data, tmp_path):
-    assert vector_settings.parse_sample("0.1") == 0.1 and vector_settings.parse_sample("2M") == 2e6 and vector_settings.parse_sample("500k") == 5e5
+    parse = vector_settings.parse_sample
+    assert parse("0.1") == 0.1 and parse("2M") == 2e6 and parse("500k") == 5e5
     with pytest.raises(SwenerError):
         vector_settings.parse_sample("lots")
     settings = vector_settings.VectorSettings(sample=0.3, ner_train=(), **TINY)

@@ -13,15 +13,14 @@ from click.testing import CliRunner
 from flair.data import Sentence
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener.data import corpora
-from swener.serve import export
-from swener.serve import names as models
-from swener.serve import quantize
 from swener.cli import main
-from swener.vectors.embeddings import CompactFastTextEmbeddings
+from swener.data import corpora
 from swener.errors import SwenerError
+from swener.serve import export, quantize
+from swener.serve import names as models
 from swener.serve.onnx import OnnxTagger
 from swener.students.tagger import build_student
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 pytest.importorskip("onnxruntime")
 

@@ -9,16 +9,14 @@ import torch
 from flair.data import Sentence
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener.files import sha256_of
-from swener.kd import bioes
 from swener.data import corpora
-from swener.kd import crf
-from swener.kd import loss as kd
-from swener.kd import softlabels
-from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.errors import DataError, SwenerError
+from swener.files import sha256_of
+from swener.kd import bioes, crf, softlabels
+from swener.kd import loss as kd
 from swener.kd.kbest import teacher_kbest
 from swener.students.tagger import attach_soft_labels, build_student
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 # 3 real tags + <START> + <STOP>, as in Flair's CRF layout
 NUM_TAGS, START, STOP = 5, 3, 4

@@ -23,7 +23,10 @@ def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
     env = {**os.environ, "SWENER_DATA": str(corpora.data_root()), "OMP_NUM_THREADS": "1"}
 
     def make(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["make", "-f", str(ROOT / "Makefile"), *variables, *args], cwd=tmp_path, env=env,
+        # -o: never remake the venv that runs this test (a checkout's setup.cfg newer than its bin/swener
+        # would otherwise reinstall swener into it, from this checkout)
+        return subprocess.run(["make", "-f", str(ROOT / "Makefile"), "-o", f"{sys.prefix}/bin/swener", *variables,
+                               *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
 
     full_report = tmp_path / "results" / "REPORT.md"  # a full run's headline report: a quick run never replaces it

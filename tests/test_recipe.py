@@ -73,7 +73,8 @@ def test_swener_recipe_prints_make_variables(tmp_path):
 
 def _make_dry(tmp_path, *variables):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), f"VENV={sys.prefix}", "SEEDS=1",
+    return subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), "-o", f"{sys.prefix}/bin/swener",
+                           f"VENV={sys.prefix}", "SEEDS=1",
                            f"RECIPE_PY={sys.executable}", *variables, "students"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from swener.cli import main
 from swener.data import corpora
+from swener.errors import DataError, SwenerError
 from swener.serve import names as models
 from swener.serve import tagging
-from swener.cli import main
-from swener.vectors.embeddings import CompactFastTextEmbeddings
-from swener.errors import DataError, SwenerError
 from swener.students.tagger import build_student
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 
 class CapitalTagger:

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from swener.files import sha256_of
 from swener.data import corpora
+from swener.errors import DataError, SwenerError
+from swener.files import sha256_of
 from swener.kd import softlabels
 from swener.teacher import run as teacher
-from swener.errors import DataError, SwenerError
 from swener.train.fit import TrainSettings, fit
 
 
@@ -91,6 +91,7 @@ def test_topk_form_keeps_the_top_tags(tmp_path):
 def test_parameters_without_embedding_tables(trained):
     """The teacher's count without tables keeps the transformer layers, drops vocabulary/position tables."""
     import flair
+
     from swener.eval.evaluate import count_parameters
 
     _, best = trained

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+
 import click
+
 from swener import config  # standard library only: the defaults
 from swener.errors import SwenerError
 

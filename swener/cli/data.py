@@ -1,13 +1,16 @@
-"""`swener corpus`, `swener embeddings`, `swener backbone`: the corpora, the fastText vectors, the teacher's transformer."""
+"""`swener corpus`, `swener embeddings`, `swener backbone`: the corpora, the fastText vectors, the teacher's
+transformer."""
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+
 import click
+
 from swener import config  # standard library only: the defaults
-from swener.errors import SwenerError
 from swener.cli.base import Group, at_least, main
+from swener.errors import SwenerError
 
 
 @main.group(cls=Group)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
 import click
+
 from swener.cli.base import _existing_file, at_least, main
 
 
@@ -64,7 +66,8 @@ def compare_cmd(results: tuple[Path, ...], out: Path | None) -> None:
 @click.option("--format", "output_format", type=click.Choice(["conll", "jsonl", "inline"]), default="conll",
               show_default=True, help="conll: token TAB IOB2 tag; jsonl: a JSON object a sentence; inline: [Anna]PER.")
 @click.option("--input-format", type=click.Choice(["text", "tokens", "conll"]), default="text", show_default=True,
-              help="text: raw UTF-8 text; tokens: a tokenised sentence a line; conll: the first column of a column file.")
+              help="text: raw UTF-8 text; tokens: a tokenised sentence a line; "
+                   "conll: the first column of a column file.")
 @click.option("--batch-size", type=int, callback=at_least(1), default=64, show_default=True)
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
               help="Bytes that are not UTF-8: stop with an error naming the line, or replace them with U+FFFD.")
@@ -79,7 +82,8 @@ def compare_cmd(results: tuple[Path, ...], out: Path | None) -> None:
               help="Students on the flair engine: bfloat16 autocast or dynamic int8 quantisation.")
 def tag_cmd(model: str, files: tuple[str, ...], out: Path | None, output_format: str, input_format: str,
             batch_size: int, errors: str, max_tokens: int, threads: int, engine: str, precision: str) -> None:
-    """Tag Swedish text FILEs (or stdin, -) with MODEL: a .pt file, an export folder or a short name (see `swener models`)."""
+    """Tag Swedish text FILEs (or stdin, -) with MODEL: a .pt file, an export folder or a short name (see `swener
+    models`)."""
     import os
 
     from swener.serve import names as models

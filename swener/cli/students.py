@@ -3,10 +3,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import click
+
 from swener import config  # standard library only: the defaults
+from swener.cli.base import (
+    alpha_option,
+    at_least,
+    corpus_option,
+    main,
+    positive,
+    temperature_option,
+)
 from swener.errors import SwenerError
-from swener.cli.base import corpus_option, alpha_option, at_least, main, positive, temperature_option
 
 
 @main.command("train")
@@ -22,8 +31,8 @@ from swener.cli.base import corpus_option, alpha_option, at_least, main, positiv
 @click.option("--alpha", "alpha", callback=alpha_option, default=None,
               help=f"Share of the KD term: a number in [0, 1] (0: plain training) or START:END, annealed linearly "
                    f"over the epochs (e.g. 0.9:0.1).  [default: {config.DEFAULT_ALPHA:g}]")
-@click.option("--temperature", type=float, callback=temperature_option, default=None, help=f"T of the KD term.  [default: "
-              f"{config.DEFAULT_TEMPERATURE:g}]")
+@click.option("--temperature", type=float, callback=temperature_option, default=None,
+              help=f"T of the KD term.  [default: {config.DEFAULT_TEMPERATURE:g}]")
 @click.option("--kd-target", type=click.Choice(list(config.KD_TARGETS)), default=None,
               help="Under a CRF: match the teacher with the CRF marginals, the softmax of the emissions, or "
                    f"learn the teacher's k best paths (kbest, CRF students).  [default: {config.DEFAULT_KD_TARGET}]")
@@ -71,7 +80,8 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--recipe", "recipe_file", type=click.Path(path_type=Path), default=config.DEFAULT_RECIPE,
               show_default=True, help="The base settings (the family's line); --vary changes one factor at a time.")
-@click.option("--alpha", "alpha", callback=alpha_option, default=None, help="Base alpha instead of the recipe's (a number or START:END).")
+@click.option("--alpha", "alpha", callback=alpha_option, default=None,
+              help="Base alpha instead of the recipe's (a number or START:END).")
 @click.option("--temperature", type=float, callback=temperature_option, default=None,
               help="Base T instead of the recipe's.")
 @click.option("--kd-target", type=click.Choice(list(config.KD_TARGETS)), default=None)

@@ -2,9 +2,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import click
+
 from swener import config  # standard library only: the defaults
-from swener.cli.base import corpus_option, teacher_option, Group, _existing_file, at_least, main, positive
+from swener.cli.base import (
+    Group,
+    _existing_file,
+    at_least,
+    corpus_option,
+    main,
+    positive,
+    teacher_option,
+)
 
 
 @main.group(cls=Group)
@@ -27,7 +37,8 @@ def teacher() -> None:
 @click.option("--decoding", type=click.Choice(list(config.TEACHER_DECODINGS)), default=config.TEACHER_DECODING,
               show_default=True,
               help="Softmax head: constrained BIOES Viterbi and chain marginals, or Flair's per-token argmax.")
-@click.option("--max-sentences", type=int, callback=at_least(1), default=None, help="Use only the first N sentences of each split.")
+@click.option("--max-sentences", type=int, callback=at_least(1), default=None,
+              help="Use only the first N sentences of each split.")
 @click.option("--seed", type=int, default=config.TEACHER_SEED, show_default=True)
 @click.option("--freeze-word-embeddings/--train-word-embeddings", default=config.TEACHER_FREEZE,
               show_default=True, help="Keep the backbone's vocabulary table fixed.")
@@ -53,8 +64,10 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patie
               help="Splits to write (default: train and dev, unless only --text is given; test only when asked for).")
 @click.option("--text", "texts", multiple=True, type=click.Path(path_type=Path),
               help="A file of unlabelled Swedish text (.txt or .txt.gz) to write as a transfer set.")
-@click.option("--max-sentences", type=int, callback=at_least(1), default=None, help="Only the first N sentences of each split/text.")
-@click.option("--topk", type=int, callback=at_least(1), default=None, help="Store only the k most likely tags per token.")
+@click.option("--max-sentences", type=int, callback=at_least(1), default=None,
+              help="Only the first N sentences of each split/text.")
+@click.option("--topk", type=int, callback=at_least(1), default=None,
+              help="Store only the k most likely tags per token.")
 @click.option("--bf16/--float32", default=False, show_default=True, help="Run the teacher under CPU bf16 autocast.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder: <out>/<split>.npz")
 def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, ...], texts: tuple[Path, ...],

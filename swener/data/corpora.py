@@ -13,13 +13,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
+
 from swener.atomic import atomic_path
 from swener.config import REPO_ROOT
-from swener.data.tags import spans
-from swener.files import sha256_of
-from swener.errors import DataError, SwenerError
 from swener.data.readers import READERS, TaggedSentence, read_conll, read_suc_jsonl
-
+from swener.data.tags import spans
+from swener.errors import DataError, SwenerError
+from swener.files import sha256_of
 
 if TYPE_CHECKING:
     from flair.data import Corpus

@@ -1,4 +1,5 @@
-"""Readers of the corpus formats, one callable per format (`READERS`): each reads a file into tagged sentences (IOB2), adding notes on what it repaired or dropped; a fault is a DataError naming the file and line."""
+"""Readers of the corpus formats, one callable per format (`READERS`): each reads a file into tagged sentences (IOB2),
+adding notes on what it repaired or dropped; a fault is a DataError naming the file and line."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
 from swener.data.tags import io_to_iob2, repair_iob2
 from swener.errors import DataError
 

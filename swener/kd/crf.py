@@ -20,9 +20,12 @@ Positions at or beyond a sentence's length are padding and never read.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import torch
+
+if TYPE_CHECKING:
+    from flair.models import SequenceTagger
 
 __all__ = [
     "features_from_scores",
@@ -135,7 +138,8 @@ def marginals(
     return torch.where(mask.unsqueeze(2), log_marginals, uniform)
 
 
-def tagger_marginals(tagger, scores, lengths: torch.Tensor) -> torch.Tensor:
+def tagger_marginals(tagger: SequenceTagger, scores: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                     lengths: torch.Tensor) -> torch.Tensor:
     """Posterior log-marginals [B, T, K] of a Flair CRF tagger's scores, as its `forward` returns them
     ((features [B, T, K, K], lengths, transitions)), with its dictionary's <START> and <STOP>."""
     features, _, transitions = scores

@@ -13,17 +13,18 @@ import os
 import platform
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
-from swener.files import read_json
+from typing import Any, Sequence
+
 from swener.atomic import write_text
 from swener.errors import DataError, SwenerError
+from swener.files import read_json
 from swener.report.collect import collect
 from swener.report.markdown import render_markdown
 from swener.report.plots import PLOTS, plot_effects, plot_tradeoff
 from swener.report.stats import infer_profile, summarize
 
 
-def _finite(value):
+def _finite(value: Any) -> Any:
     """Replace NaN/inf (not valid JSON) by None, recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -5,12 +5,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
+
 import numpy as np
-from swener.runs import StudentResults, mode_of
+
 from swener.errors import SwenerError
+from swener.runs import StudentResults, mode_of
 
-
-KD_ONLY = ("alpha", "alpha_end", "temperature", "kd_target", "transfer_text", "transfer_sentences")  # meaningless for plain runs
+# settings meaningless for plain runs
+KD_ONLY = ("alpha", "alpha_end", "temperature", "kd_target", "transfer_text", "transfer_sentences")
 
 
 @dataclass
@@ -86,7 +88,10 @@ def collect(results_paths: Iterable[Path]) -> list[Comparison]:
     for path in results_paths:
         run = load_run(path)
         key = _base_key(run)
-        group = plain.setdefault(key, {}) if run.mode == "plain" else kd.setdefault(key, {}).setdefault(_kd_key(run), {})
+        if run.mode == "plain":
+            group = plain.setdefault(key, {})
+        else:
+            group = kd.setdefault(key, {}).setdefault(_kd_key(run), {})
         if run.seed in group:
             raise SwenerError(f"two {run.mode} runs of {run.settings['family']} with seed {run.seed} and the same "
                               f"settings: {group[run.seed].path} and {run.path}; remove one or select with --match")

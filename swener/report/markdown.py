@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
+
 from swener.report.collect import Run, load_run
 from swener.report.plots import PLOTS
 from swener.report.stats import _short, _stats, _test_sets
@@ -71,7 +72,8 @@ def compare_table(results_paths: Sequence[Path]) -> str:
     for folder, runs in groups.items():
         row = [f"`{folder}`", ", ".join(str(r.seed) for r in sorted(runs, key=lambda r: r.seed))]
         row += [_mean_sd(_stats([r.scores[t]["micro_f1"] for r in runs if t in r.scores])) for t in test_sets]
-        oov = [r.oov_entities[f"{r.corpus}/test"] for r in runs if r.oov_entities and f"{r.corpus}/test" in r.oov_entities]
+        oov = [r.oov_entities[f"{r.corpus}/test"] for r in runs
+               if r.oov_entities and f"{r.corpus}/test" in r.oov_entities]
         gold = sorted({o["gold"] for o in oov})
         row.append(f"{_mean_sd(_stats([o['f1'] for o in oov]))} ({'/'.join(map(str, gold))})" if oov else "–")
         rows.append(row)
@@ -128,7 +130,8 @@ def render_markdown(summary: dict) -> str:
 
     lines += ["## F1 per entity type (mean ± sd over seeds)", ""]
     for t in test_sets:
-        types = sorted({k for f in families for m in ("plain", "kd") if f["f1"][m][t] for k in f["f1"][m][t]["per_type"]}
+        types = sorted({k for f in families for m in ("plain", "kd") if f["f1"][m][t]
+                        for k in f["f1"][m][t]["per_type"]}
                        | set(teacher["f1"].get(t, {}).get("per_type", {}) if teacher else ()))
         rows = []
         if teacher and t in teacher["f1"]:

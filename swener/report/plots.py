@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
+
 from swener.atomic import atomic_path
 from swener.report.stats import _short
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 PLOTS = {"tradeoff": "f1_vs_throughput.png", "effects": "kd_effect.png"}
@@ -136,7 +142,7 @@ def plot_effects(summary: dict, path: Path) -> None:
     _save_figure(fig, path)
 
 
-def _save_figure(fig, path: Path) -> None:
+def _save_figure(fig: Figure, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     try:

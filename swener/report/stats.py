@@ -1,15 +1,17 @@
-"""The report's numbers: the two-level bootstrap of a KD effect, its verdict (or why none), costs, the summary that results.json holds."""
+"""The report's numbers: the two-level bootstrap of a KD effect, its verdict (or why none), costs, the summary that
+results.json holds."""
 from __future__ import annotations
 
 import json
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
+
 import numpy as np
+
 from swener.errors import SwenerError
 from swener.eval.scoring import f1_from_counts
 from swener.report.collect import Comparison, Run
-
 
 VERDICTS = ("benefits", "hurts", "no clear effect")
 

@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from swener.files import open_text
 from swener.config import REPO_ROOT
+from swener.files import open_text
 
 DATA = Path(os.environ.get("SWENER_DATA", REPO_ROOT.parent / "shared" / "data"))
 DEFAULT_TEXT = DATA / "text" / "regeringen.txt.gz"

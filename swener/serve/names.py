@@ -1,7 +1,7 @@
 """Finding and loading trained taggers: by path, or by the short name of a model the Makefile trained.
 
-Short names: `FAMILY` (a family of `swener.config.FAMILIES`: bilstm-crf, bilstm, cnn, ...) is the KD student of that family
-from the latest full run (max_sentences null), the best seed on dev; `FAMILY-plain` the
+Short names: `FAMILY` (a family of `swener.config.FAMILIES`: bilstm-crf, bilstm, cnn, ...) is the KD student
+of that family from the latest full run (max_sentences null), the best seed on dev; `FAMILY-plain` the
 same without KD; `teacher` the latest full teacher. Without a full run the latest run is
 used, with a note on stderr. Listing reads the results.json / training.json files beside
 the models, never the models themselves, so it is quick.
@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from swener.files import read_json
 from swener import config, runs
 from swener.errors import DataError, SwenerError
+from swener.files import read_json
 
 log = logging.getLogger("swener")
 

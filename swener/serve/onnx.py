@@ -11,9 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
+from swener.errors import SwenerError
 from swener.files import read_json
 from swener.kd import decoding
-from swener.errors import SwenerError
 from swener.vectors.compact import CompactVectors, WordTable
 
 FORMAT = "swener-onnx-tagger"  # as swener.serve.export.FORMAT (that module imports torch when it exports)
@@ -35,7 +35,8 @@ class OnnxTagger:
 
     def __init__(self, folder: str | Path, threads: int = 1) -> None:
         folder = Path(folder)
-        config = read_json(folder / CONFIG_FILE, "not an exported swener tagger", "export one with `swener export MODEL`")
+        config = read_json(folder / CONFIG_FILE, "not an exported swener tagger",
+                           "export one with `swener export MODEL`")
         if config.get("format") != FORMAT:
             raise SwenerError(f"{folder}/{CONFIG_FILE}: not an exported swener tagger (format "
                               f"{config.get('format')!r}); export one with `swener export MODEL`")

@@ -24,19 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
-from swener.files import open_text
 from swener.atomic import atomic_path
 from swener.batching import batched
 from swener.data.readers import columns
 from swener.data.tags import iob2_of_spans
-from swener.errors import DataError, SwenerError
 from swener.data.tokenizer import split_sentences
+from swener.errors import DataError, SwenerError
+from swener.files import open_text
 
 INPUT_FORMATS = ("text", "tokens", "conll")
 OUTPUT_FORMATS = ("conll", "jsonl", "inline")
 MAX_LINE_BYTES = 1 << 20  # a longer line is read (and tagged) in pieces
 DEFAULT_MAX_TOKENS = 256  # a longer sentence is tagged in chunks of this many tokens
-MAX_TOKEN_CHARS = 100  # the model sees at most this much of a token (a base64 blob is not a name); output keeps it whole
+# the model sees at most this much of a token (a base64 blob is not a name); output keeps it whole
+MAX_TOKEN_CHARS = 100
 LABEL = "ner"
 BOM = b"\xef\xbb\xbf"
 BINARY = "binary data (a NUL byte), not UTF-8 text; convert the file to UTF-8 text first"
@@ -145,7 +146,8 @@ def read_tokens(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) ->
             yield Item(tokens[start:end], " ".join(tokens[start:end]), name, number)
 
 def read_conll_tokens(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> Iterator[Item]:
-    """A column file: the token in the first column (tab-separated, else blank-separated), blank line between sentences."""
+    """A column file: the token in the first column (tab-separated, else blank-separated), blank line between
+    sentences."""
     tokens: list[str] = []
     first_line = previous = 0
     for number, line in lines:
@@ -278,7 +280,8 @@ def _tag_items_lean(tagger, items: Iterable[Item], batch_size: int, chunk: int |
 
 def format_conll(item: Item, entities: Sequence[Entity]) -> str:
     """token TAB tag lines (IOB2) and a blank line."""
-    return "".join(f"{token}\t{tag}\n" for token, tag in zip(item.tokens, iob2_of_spans(len(item.tokens), ((e.start, e.end, e.type) for e in entities)))) + "\n"
+    tags = iob2_of_spans(len(item.tokens), ((e.start, e.end, e.type) for e in entities))
+    return "".join(f"{token}\t{tag}\n" for token, tag in zip(item.tokens, tags)) + "\n"
 
 def to_json(item: Item, entities: Sequence[Entity]) -> dict[str, Any]:
     """A sentence as the JSON-lines output describes it."""

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from swener.data import corpora
 from swener import config
+from swener.config import EVAL_CORPORA
+from swener.data import corpora
+from swener.errors import SwenerError
 from swener.kd import softlabels
 from swener.runs import RESULTS_FILE, TRAINING_FILE, StudentResults
-from swener.config import EVAL_CORPORA
-from swener.errors import SwenerError
 
 log = logging.getLogger("swener")
 
@@ -62,8 +62,9 @@ class StudentSettings:
 
 
 def settings_for(family: str, recipe: config.Recipe, alpha: tuple[float, float | None] | None = None,
-                 temperature: float | None = None, kd_target: str | None = None, transfer_text: str | Path | None = None,
-                 transfer_sentences: int | None = None, **run) -> StudentSettings:
+                 temperature: float | None = None, kd_target: str | None = None,
+                 transfer_text: str | Path | None = None, transfer_sentences: int | None = None,
+                 **run: object) -> StudentSettings:
     """A run's settings: the KD values given, else the recipe's; a plain run takes no transfer set from the recipe."""
     start, end = alpha if alpha is not None else (recipe.alpha, recipe.alpha_end)
     kd_run = start > 0 or (end or 0.0) > 0
@@ -128,12 +129,12 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     """Train, score and measure one student; returns (and writes) its results."""
     import flair
 
-    from swener.vectors.embeddings import CompactFastTextEmbeddings
     from swener.eval.evaluate import score_model
     from swener.kd.plugins import AlphaSchedule, GradientNorms
     from swener.students.tagger import StudentTagger, attach_soft_labels, build_student
     from swener.train.fit import TrainSettings, fit
     from swener.train.saved import save_atomic
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
 
     if settings.uses_teacher and settings.kd_target in config.CRF_ONLY_TARGETS \
             and config.FAMILIES.get(settings.family, ("", ""))[1] != "crf":

@@ -306,7 +306,8 @@ class StudentTagger(LeanPath, SequenceTagger):
 
 
 def attach_soft_labels(sentences: list[Sentence], soft, hard_weight: float = 1.0) -> None:
-    """Put each sentence's teacher log-distribution (a `SoftLabels` of the same sentences) on it, and its k best paths."""
+    """Put each sentence's teacher log-distribution (a `SoftLabels` of the same sentences) on it, and its k best
+    paths."""
     if len(sentences) != len(soft):
         raise ValueError(f"{len(sentences)} sentences but {len(soft)} cached distributions")
     kbest = getattr(soft, "kbest_paths", None) is not None

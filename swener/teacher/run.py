@@ -9,14 +9,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from swener.files import open_text
-from swener.files import sha256_of
-from swener.data import corpora
-from swener.kd import softlabels
 from swener import config
 from swener.config import DEFAULT_KBEST, EVAL_CORPORA
+from swener.data import corpora
 from swener.data.tags import span_dictionary, tagger_tags
 from swener.errors import SwenerError
+from swener.files import open_text, sha256_of
+from swener.kd import softlabels
 from swener.kd.softlabels import canonical_tags
 
 log = logging.getLogger("swener")
@@ -264,11 +263,11 @@ def compare_decodings(tagger, corpus, max_sentences: int | None = None) -> dict:
 def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: Path | None = None,
                      max_sentences: int | None = None) -> dict:
     """Score the teacher like a student (scores, counts, cost) and add the soft-label cache's cost."""
+    import json
+
+    from swener.atomic import write_json
     from swener.eval.evaluate import score_model
     from swener.teacher.model import load_teacher
-    from swener.atomic import write_json
-
-    import json
 
     tagger = load_teacher(teacher_path)
     corpus = corpora.load(corpus_name)

@@ -28,9 +28,9 @@ import unicodedata
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from swener.files import open_text
 from swener.batching import batched
 from swener.errors import SwenerError
+from swener.files import open_text
 
 log = logging.getLogger("swener")
 Log = Callable[[str], None]

@@ -15,9 +15,13 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from swener import config
+
+if TYPE_CHECKING:
+    import flair
+    from flair.data import Corpus
 
 log = logging.getLogger("swener")
 
@@ -70,7 +74,7 @@ def swap_in(partial: Path, out_dir: Path) -> None:
         shutil.rmtree(old)
 
 
-def fit(model, corpus, out_dir: Path, settings: TrainSettings, plugins: list | None = None,
+def fit(model: flair.nn.Model, corpus: Corpus, out_dir: Path, settings: TrainSettings, plugins: list | None = None,
         finish: Callable[[Path], None] | None = None) -> Path:
     """Train `model` on a flair Corpus (train and dev) and return the path of the best model on dev.
 

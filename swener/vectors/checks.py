@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
+
 import numpy as np
+
 from swener.data import corpora
 from swener.errors import SwenerError
-from swener.vectors.compact import (CompactVectors, case_variants, embedding_key)
-
+from swener.vectors.compact import CompactVectors, case_variants, embedding_key
 
 PROBES: tuple[str, ...] = ("Stockholm", "Sverige", "kung", "måndag", "Volvo", "Göteborg", "regeringen")
 

@@ -257,13 +257,13 @@ class WordIds:
 
     index: dict[str, int]
 
-    def _subword_vector(self, text: str):  # pragma: no cover - given by the subclass
+    def _subword_vector(self, text: str) -> Any:  # pragma: no cover - given by the subclass
         raise NotImplementedError
 
-    def _empty_table(self, rows: int):  # pragma: no cover
+    def _empty_table(self, rows: int) -> Any:  # pragma: no cover
         raise NotImplementedError
 
-    def _grown(self, table):  # pragma: no cover
+    def _grown(self, table: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
 
     def _reset_oov_table(self) -> None:

@@ -20,14 +20,23 @@ import itertools
 import logging
 from pathlib import Path
 from typing import Any, Callable
+
 import torch
 from flair.data import Sentence
 from flair.embeddings import TokenEmbeddings
 from flair.embeddings.base import register_embeddings
-from swener.vectors.compact import (CompactVectors, WordIds, case_variants, embedding_key, find_row, ngram_buckets,  # noqa: F401
-                            ngram_type_counts, subword_rows)
-from swener.vectors.files import load_vectors
 
+from swener.vectors.compact import (  # noqa: F401
+    CompactVectors,
+    WordIds,
+    case_variants,
+    embedding_key,
+    find_row,
+    ngram_buckets,
+    ngram_type_counts,
+    subword_rows,
+)
+from swener.vectors.files import load_vectors
 
 log = logging.getLogger("swener.vectors.embeddings")
 

@@ -1,16 +1,17 @@
-"""Vector files: a swener embeddings folder (vectors.npz + manifest.json), a Facebook fastText .bin, a .vec text file."""
+"""Vector files: a swener embeddings folder (vectors.npz + manifest.json), a Facebook fastText .bin, a .vec text
+file."""
 from __future__ import annotations
 
 import os
 import struct
 from pathlib import Path
+
 import numpy as np
-from swener.files import open_text
-from swener.files import sha256_of
+
 from swener.config import REPO_ROOT
 from swener.errors import DataError
-from swener.vectors.compact import (CompactVectors)
-
+from swener.files import open_text, sha256_of
+from swener.vectors.compact import CompactVectors
 
 EMBEDDINGS_DIR = Path(os.environ.get("SWENER_EMBEDDINGS", REPO_ROOT / "embeddings"))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+
 from swener import config
 from swener.errors import SwenerError
 

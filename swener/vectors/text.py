@@ -1,4 +1,5 @@
-"""The training text of the fastText vectors: the shared raw text (checked), tokenised once and cached, sampled, with NER train splits."""
+"""The training text of the fastText vectors: the shared raw text (checked), tokenised once and cached, sampled, with
+NER train splits."""
 from __future__ import annotations
 
 import hashlib
@@ -8,12 +9,12 @@ import random
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
-from swener.files import open_text
-from swener.vectors.settings import VectorSettings
-from swener.files import sha256_of
+
 from swener.data import corpora
 from swener.errors import DataError, SwenerError
-from swener.vectors.compact import (embedding_key)
+from swener.files import open_text, sha256_of
+from swener.vectors.compact import embedding_key
+from swener.vectors.settings import VectorSettings
 
 
 def text_sources(paths: Iterable[str | Path] | None = None) -> list[dict]:

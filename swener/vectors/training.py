@@ -1,4 +1,5 @@
-"""Training Swedish fastText vectors with gensim (or importing official ones) into an embeddings folder with a manifest."""
+"""Training Swedish fastText vectors with gensim (or importing official ones) into an embeddings folder with a
+manifest."""
 from __future__ import annotations
 
 import logging
@@ -6,12 +7,21 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
+
 from swener.atomic import atomic_dir, write_json
-from swener.vectors.compact import (CompactVectors)
 from swener.vectors.checks import CHECK_SPLITS, intrinsic_check
-from swener.vectors.files import EMBEDDINGS_DIR, FULL_MODEL_FILE, MANIFEST_FILE, VECTORS_FILE, _compact_summary, _versions, load_vectors
-from swener.vectors.text import text_sources, write_training_text
+from swener.vectors.compact import CompactVectors
+from swener.vectors.files import (
+    EMBEDDINGS_DIR,
+    FULL_MODEL_FILE,
+    MANIFEST_FILE,
+    VECTORS_FILE,
+    _compact_summary,
+    _versions,
+    load_vectors,
+)
 from swener.vectors.settings import VectorSettings
+from swener.vectors.text import text_sources, write_training_text
 
 
 class _EpochLog:
@@ -21,10 +31,10 @@ class _EpochLog:
         from gensim.models.callbacks import CallbackAny2Vec
 
         class Callback(CallbackAny2Vec):
-            def on_epoch_begin(inner, model) -> None:  # noqa: N805
+            def on_epoch_begin(inner, model: object) -> None:  # noqa: N805
                 self.epoch_start = time.time()
 
-            def on_epoch_end(inner, model) -> None:  # noqa: N805
+            def on_epoch_end(inner, model: object) -> None:  # noqa: N805
                 self.epoch += 1
                 seconds = time.time() - self.epoch_start
                 report(f"epoch {self.epoch}/{epochs}: {seconds:.0f} s, "
