@@ -175,3 +175,15 @@ def test_a_bad_teacher_option_is_one_error_line_too(tmp_path):
     result = CliRunner().invoke(main, ["teacher", "train", "--out", str(tmp_path), "--patience", "0"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == ["error: --patience must be at least 1, got 0"]
+
+
+def test_the_folder_readmes_list_the_pinned_checksums():
+    from swener.data.corpora import REGISTRY
+    from swener.teacher import backbone
+
+    corpora_readme = (ROOT / "corpora" / "README.md").read_text()
+    for source in REGISTRY.values():
+        for file in source.files.values():
+            assert f"`{file.sha256}`" in corpora_readme, (source.name, file.mirror_path)
+    embeddings_readme = (ROOT / "embeddings" / "README.md").read_text()
+    assert f"`{backbone.MODEL_SHA256}`" in embeddings_readme and f"`{backbone.TOKENIZER_SHA256}`" in embeddings_readme
