@@ -49,6 +49,14 @@ def temperature_option(ctx: click.Context, param: click.Parameter, value):
     return None if value is None else config.check_temperature(value)
 
 
+def seeds_option(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    """An option callback: comma-separated integer seeds."""
+    try:
+        return [int(x) for x in value.split(",")]
+    except ValueError:
+        raise SwenerError(f"--seeds {value!r}: write comma-separated integers, e.g. 1,2") from None
+
+
 def alpha_option(ctx: click.Context, param: click.Parameter, value: str | None):
     """An option callback: --alpha 0.5 (constant) or --alpha 0.9:0.1 (annealed over the epochs) -> (start, end)."""
     return None if value is None else config.parse_alpha(value)

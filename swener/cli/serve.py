@@ -141,30 +141,8 @@ def models_cmd(show_all: bool, as_json: bool) -> None:
     """The trained models that short names stand for, with the key facts of their model cards."""
     from swener.serve import names as models
 
-    picked = models.available()
-    rows = [(e, full, True) for e, full in picked]
-    if show_all:
-        chosen = {e.path for e, _ in picked}
-        rows = [(e, e.full, e.path in chosen) for name in models.SHORT_NAMES for e in models.entries_for(name)]
+    rows = models.listing(show_all)
     if as_json:
         click.echo(json.dumps([{**e.as_dict(), "picked": p} for e, _, p in rows], indent=2, ensure_ascii=False))
-        return
-    if not rows:
-        click.echo(f"no trained models under {models.models_dir()}/ (train them with make students / make teacher)")
-        return
-
-    def num(value: float | None, fmt: str) -> str:
-        return "-" if value is None else format(value, fmt)
-
-    click.echo(f"  {'name':17s} {'corpus':16s} {'run':10s} {'seed':>4s} {'alpha':>5s} {'T':>4s} {'dev F1':>7s} "
-               f"{'test F1':>7s}  {'licence':12s} path")
-    for e, full, is_picked in rows:
-        run = "full" if full else f"n={e.max_sentences}"
-        click.echo(f"{'*' if is_picked and show_all else ' '} {e.name:17s} {e.corpus or '-':16s} {run:10s} "
-                   f"{e.seed if e.seed is not None else '-':>4} {num(e.alpha, '.2g'):>5s} "
-                   f"{num(e.temperature, '.2g'):>4s} {num(e.dev_f1, '.4f'):>7s} {num(e.test_f1, '.4f'):>7s}  "
-                   f"{e.licence or '-':12s} {e.path}")
-        if e.teacher:
-            click.echo(f"{'':20s}teacher: {e.teacher}")
-    if not all(full for _, full, _ in rows):
-        click.echo("(n=...: a quick run; a short name picks a full run when there is one)")
+    else:
+        click.echo("\n".join(models.table(rows, show_all)))

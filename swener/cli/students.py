@@ -13,6 +13,7 @@ from swener.cli.base import (
     corpus_option,
     main,
     positive,
+    seeds_option,
     temperature_option,
 )
 from swener.errors import SwenerError
@@ -90,7 +91,7 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 @click.option("--vary", "factors", multiple=True,
               help="NAME=V1,V2,...: one factor's values (alpha, alpha_end, temperature, kd_target, transfer_text, "
                    "transfer_sentences, epochs, updates; `none` for no value). Repeat for several factors.")
-@click.option("--seeds", default="1", show_default=True, help="Comma-separated seeds.")
+@click.option("--seeds", default="1", show_default=True, callback=seeds_option, help="Comma-separated seeds.")
 @click.option("--epochs", type=int, callback=at_least(1), default=config.STUDENT_EPOCHS, show_default=True)
 @click.option("--updates", type=int, callback=at_least(1), default=None,
               help="A budget of optimizer updates instead of epochs (e.g. for large transfer sets).")
@@ -104,23 +105,16 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 def sweep_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path, recipe_file: Path,
               alpha: tuple[float, float | None] | None, temperature: float | None, kd_target: str | None,
               transfer_text: str | None,
-              transfer_sentences: int | None, factors: tuple[str, ...], seeds: str, epochs: int, updates: int | None,
+              transfer_sentences: int | None, factors: tuple[str, ...], seeds: list[int], epochs: int,
+              updates: int | None,
               plain: bool, max_sentences: int | None, threads: int, root: Path, table: Path) -> None:
     """Screen KD settings on dev, one factor at a time around a base recipe (never reads test)."""
     from swener.students import sweep
 
-    base = config.load(recipe_file, family)
-    alpha, alpha_end = alpha or (base.alpha, base.alpha_end)
-    try:
-        seed_list = [int(x) for x in seeds.split(",")]
-    except ValueError:
-        raise SwenerError(f"--seeds {seeds!r}: write comma-separated integers, e.g. 1,2") from None
-    trial = sweep.Trial(family=family, alpha=alpha, alpha_end=alpha_end,
-                        temperature=temperature if temperature is not None else base.temperature,
-                        kd_target=kd_target or base.kd_target, transfer_text=transfer_text or base.transfer_text,
-                        transfer_sentences=transfer_sentences if transfer_sentences is not None
-                        else base.transfer_sentences, seed=seed_list[0], epochs=epochs, updates=updates)
-    trials = sweep.one_factor_trials(trial, [sweep.parse_factor(f) for f in factors], seed_list, plain)
+    trial = sweep.base_trial(family, config.load(recipe_file, family), alpha=alpha, temperature=temperature,
+                             kd_target=kd_target, transfer_text=transfer_text, transfer_sentences=transfer_sentences,
+                             seed=seeds[0], epochs=epochs, updates=updates)
+    trials = sweep.one_factor_trials(trial, [sweep.parse_factor(f) for f in factors], seeds, plain)
     click.echo(f"{len(trials)} trials: {', '.join(t.name for t in trials)}", err=True)
     for row in sweep.run_sweep(trials, corpus_name, embeddings_path, soft_dir, root, table, threads, max_sentences):
         click.echo(f"{row['name']}: dev F1 {row['dev_f1']:.4f}")

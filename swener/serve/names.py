@@ -258,3 +258,35 @@ def _load_flair(model: str, path: Path):
     from swener.train.saved import load_flair
 
     return load_flair(path)
+
+
+def listing(show_all: bool = False, root: Path | None = None) -> list[tuple[ModelEntry, bool, bool]]:
+    """`swener models`: (entry, from a full run, picked by its short name) per model (all of them with show_all)."""
+    picked = available(root)
+    if not show_all:
+        return [(e, full, True) for e, full in picked]
+    chosen = {e.path for e, _ in picked}
+    return [(e, e.full, e.path in chosen) for name in SHORT_NAMES for e in entries_for(name, root)]
+
+
+def table(rows: list[tuple[ModelEntry, bool, bool]], show_all: bool = False) -> list[str]:
+    """The lines of `swener models` (a * marks the picked model when every model is listed)."""
+    if not rows:
+        return [f"no trained models under {models_dir()}/ (train them with make students / make teacher)"]
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = [f"  {'name':17s} {'corpus':16s} {'run':10s} {'seed':>4s} {'alpha':>5s} {'T':>4s} {'dev F1':>7s} "
+             f"{'test F1':>7s}  {'licence':12s} path"]
+    for e, full, is_picked in rows:
+        run = "full" if full else f"n={e.max_sentences}"
+        lines.append(f"{'*' if is_picked and show_all else ' '} {e.name:17s} {e.corpus or '-':16s} {run:10s} "
+                     f"{e.seed if e.seed is not None else '-':>4} {num(e.alpha, '.2g'):>5s} "
+                     f"{num(e.temperature, '.2g'):>4s} {num(e.dev_f1, '.4f'):>7s} {num(e.test_f1, '.4f'):>7s}  "
+                     f"{e.licence or '-':12s} {e.path}")
+        if e.teacher:
+            lines.append(f"{'':20s}teacher: {e.teacher}")
+    if not all(full for _, full, _ in rows):
+        lines.append("(n=...: a quick run; a short name picks a full run when there is one)")
+    return lines

