@@ -94,6 +94,8 @@ def one_factor_trials(base: Trial, factors: Sequence[tuple[str, list]], seeds: S
             trials += [dataclasses.replace(seeded, **{name: value}) for value in values]
     unique: dict[str, Trial] = {}
     for trial in trials:
+        if trial.transfer_text is None:  # a size without a text means nothing
+            trial = dataclasses.replace(trial, transfer_sentences=None)
         config.Recipe(alpha=trial.alpha, alpha_end=trial.alpha_end, temperature=trial.temperature,
                       kd_target=trial.kd_target)  # checks the values before anything trains
         unique.setdefault(trial.name, trial)
