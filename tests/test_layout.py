@@ -97,9 +97,11 @@ def test_no_upward_import_and_no_cycle():
     assert problems(PACKAGE, LAYERS, SHIMS, ENTRY) == []
 
 
-def test_every_subpackage_has_a_layer_and_the_shims_exist():
-    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
-    assert packages <= set(LAYERS)
+def test_every_layer_is_a_package_and_the_shims_exist():
+    folders = {p.parent for p in PACKAGE.rglob("*.py")} - {PACKAGE}
+    missing = sorted(str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").is_file())
+    assert missing == [], f"folders without __init__.py (setuptools' find: would leave them out): {missing}"
+    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} == set(LAYERS)
     modules = module_files(PACKAGE)
     assert SHIMS <= set(modules)
     for shim in SHIMS:  # a shim only re-exports: a docstring and imports (and a __main__ guard)
