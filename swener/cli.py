@@ -30,6 +30,19 @@ class Group(click.Group):
 @click.version_option(package_name="swener")
 def main() -> None:
     """Swedish NER with knowledge distillation: corpora, embeddings, teacher, students."""
+    _log_progress()
+
+
+def _log_progress() -> None:
+    """Show swener's INFO lines (progress of long passes) on stderr, once."""
+    import logging
+
+    logger = logging.getLogger("swener")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 @main.group(cls=Group)
@@ -258,6 +271,60 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
     for name, row in results["scores"].items():
         click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")
     click.echo(f"{results['cost']['tokens_per_second']:.0f} tokens/s; wrote {out}")
+
+
+@main.command("sweep")
+@click.option("--family", type=click.Choice(["bilstm-crf", "bilstm", "cnn", "cnn-crf"]), required=True)
+@click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
+@click.option("--embeddings", "embeddings_path", type=click.Path(path_type=Path), required=True)
+@click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--recipe", "recipe_file", type=click.Path(path_type=Path), default=_recipe.DEFAULT_RECIPE,
+              show_default=True, help="The base settings (the family's line); --vary changes one factor at a time.")
+@click.option("--alpha", "alpha_text", default=None, help="Base alpha instead of the recipe's (a number or START:END).")
+@click.option("--temperature", type=float, default=None, help="Base T instead of the recipe's.")
+@click.option("--kd-target", type=click.Choice(list(_recipe.KD_TARGETS)), default=None)
+@click.option("--transfer", "transfer_text", default=None, help="Base transfer text instead of the recipe's.")
+@click.option("--transfer-sentences", type=int, default=None)
+@click.option("--vary", "factors", multiple=True,
+              help="NAME=V1,V2,...: one factor's values (alpha, alpha_end, temperature, kd_target, transfer_text, "
+                   "transfer_sentences, epochs, updates; `none` for no value). Repeat for several factors.")
+@click.option("--seeds", default="1", show_default=True, help="Comma-separated seeds.")
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--updates", type=click.IntRange(min=1), default=None,
+              help="A budget of optimizer updates instead of epochs (e.g. for large transfer sets).")
+@click.option("--plain/--no-plain", default=True, show_default=True, help="Also run plain training per seed.")
+@click.option("--threads", default=2, show_default=True)
+@click.option("--root", type=click.Path(path_type=Path), default=Path("models/sweeps"), show_default=True,
+              help="Folder of the trial runs: ROOT/FAMILY/TRIAL.")
+@click.option("--table", type=click.Path(path_type=Path), required=True,
+              help="The sweep table (JSON, with a Markdown twin); trials already in it are kept.")
+def sweep_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path, recipe_file: Path,
+              alpha_text: str | None, temperature: float | None, kd_target: str | None, transfer_text: str | None,
+              transfer_sentences: int | None, factors: tuple[str, ...], seeds: str, epochs: int, updates: int | None,
+              plain: bool, threads: int, root: Path, table: Path) -> None:
+    """Screen KD settings on dev, one factor at a time around a base recipe (never reads test)."""
+    from swener import sweep
+
+    try:
+        base = _recipe.load(recipe_file, family)
+        alpha, alpha_end = _alpha_option(alpha_text) or (base.alpha, base.alpha_end)
+        seed_list = [int(x) for x in seeds.split(",")]
+    except _recipe.RecipeError as err:
+        raise SwenerError(str(err)) from None
+    except ValueError:
+        raise SwenerError(f"--seeds {seeds!r}: write comma-separated integers, e.g. 1,2") from None
+    trial = sweep.Trial(family=family, alpha=alpha, alpha_end=alpha_end,
+                        temperature=temperature if temperature is not None else base.temperature,
+                        kd_target=kd_target or base.kd_target, transfer_text=transfer_text or base.transfer_text,
+                        transfer_sentences=transfer_sentences if transfer_sentences is not None
+                        else base.transfer_sentences, seed=seed_list[0], epochs=epochs, updates=updates)
+    try:
+        trials = sweep.one_factor_trials(trial, [sweep.parse_factor(f) for f in factors], seed_list, plain)
+    except _recipe.RecipeError as err:
+        raise SwenerError(str(err)) from None
+    click.echo(f"{len(trials)} trials: {', '.join(t.name for t in trials)}", err=True)
+    for row in sweep.run_sweep(trials, corpus_name, embeddings_path, soft_dir, root, table, threads):
+        click.echo(f"{row['name']}: dev F1 {row['dev_f1']:.4f}")
 
 
 @main.command("recipe")

@@ -116,14 +116,19 @@ def oov_entity_score(gold: list[list[str]], pred: list[list[str]], tokens: list[
 
 
 def score_model(tagger, model_path: Path, corpus: corpora.NERCorpus, max_sentences: int | None,
-                eval_corpora: Sequence[str]) -> dict:
-    """Dev and test scores, out-of-domain test scores, per-sentence counts (for the bootstrap) and cost."""
+                eval_corpora: Sequence[str], dev_only: bool = False) -> dict:
+    """Dev and test scores, out-of-domain test scores, per-sentence counts (for the bootstrap) and cost.
+
+    `dev_only` (sweeps, which choose settings): dev scores and cost on dev text; no test set is read.
+    """
     out: dict = {"scores": {}, "counts": {}}
     is_known = getattr(tagger.embeddings, "is_known", None)
     if is_known is not None:
         out["oov_entities"] = {}
-    test_sets = [(corpus.name, "dev", corpus), (corpus.name, "test", corpus)]
-    test_sets += [(name, "test", corpora.load(name)) for name in eval_corpora if name != corpus.name]
+    test_sets = [(corpus.name, "dev", corpus)]
+    if not dev_only:
+        test_sets.append((corpus.name, "test", corpus))
+        test_sets += [(name, "test", corpora.load(name)) for name in eval_corpora if name != corpus.name]
     for name, split, data in test_sets:
         if split not in data.splits:
             continue
@@ -135,5 +140,5 @@ def score_model(tagger, model_path: Path, corpus: corpora.NERCorpus, max_sentenc
             if is_known is not None:
                 tokens = [s.tokens for s in data.splits[split][:max_sentences]]
                 out["oov_entities"][f"{name}/{split}"] = oov_entity_score(gold, predicted, tokens, is_known)
-    out["cost"] = asdict(measure_cost(tagger, model_path, corpus.splits["test"][:max_sentences]))
+    out["cost"] = asdict(measure_cost(tagger, model_path, corpus.splits["dev" if dev_only else "test"][:max_sentences]))
     return out

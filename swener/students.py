@@ -49,6 +49,9 @@ class StudentSettings:
     transfer_text: str | None = None  # unlabelled text whose teacher distributions are also learnt (KD only)
     transfer_sentences: int | None = None  # its first N sentences (None: all that are cached)
     gradient_probes: int = recipe.GRADIENT_PROBES
+    # a budget of optimizer updates instead of `epochs` (epochs = updates / batches per epoch, at least 1)
+    updates: int | None = None
+    dev_only: bool = False  # score dev only (sweeps, which choose settings, never read test)
 
     @property
     def uses_teacher(self) -> bool:
@@ -167,17 +170,23 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         tagger = flair.nn.Classifier.load(best)
         assert isinstance(tagger, StudentTagger)
         results["training"] = json.loads((partial / "training.json").read_text())
-        results.update(score_model(tagger, best, corpus, settings.max_sentences, eval_corpora))
-        tagger.card = {**card, "dev_f1": results["scores"][f"{corpus_name}/dev"]["micro_f1"],
-                       "test_f1": results["scores"][f"{corpus_name}/test"]["micro_f1"]}
+        results.update(score_model(tagger, best, corpus, settings.max_sentences, eval_corpora, settings.dev_only))
+        tagger.card = {**card, **{f"{split}_f1": results["scores"][f"{corpus_name}/{split}"]["micro_f1"]
+                                  for split in ("dev", "test") if f"{corpus_name}/{split}" in results["scores"]}}
         save_atomic(tagger, best)
         results["cost"]["size_bytes"] = best.stat().st_size
         write_json(partial / "results.json", results)
 
+    epochs = settings.epochs
+    if settings.updates is not None:
+        batches = -(-len(flair_corpus.train) // settings.batch_size)
+        epochs = max(1, round(settings.updates / batches))
+        log.info("%d updates at %d batches per epoch: %d epochs", settings.updates, batches, epochs)
+    results["epochs"] = epochs
     plugins: list = [GradientNorms(settings.gradient_probes)] if settings.gradient_probes > 0 else []
     if settings.alpha_end is not None:
-        plugins.append(AlphaSchedule(settings.alpha, settings.alpha_end, settings.epochs))
-    fit(student, flair_corpus, out, TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
+        plugins.append(AlphaSchedule(settings.alpha, settings.alpha_end, epochs))
+    fit(student, flair_corpus, out, TrainSettings(epochs=epochs, learning_rate=settings.learning_rate,
                                                   batch_size=settings.batch_size, seed=settings.seed,
                                                   max_sentences=settings.max_sentences, threads=settings.threads),
         plugins=plugins, finish=score)

@@ -158,10 +158,18 @@ def transfer_cache_name(text: Path) -> str:
     return f"transfer-{Path(text).name.split('.')[0]}"
 
 
+TRANSFER_CHUNK = 2000  # sentences per saved chunk of a transfer cache: one progress line, one resumable step
+
+
 def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], texts: list[Path], out: Path,
                       max_sentences: int | None = None, topk: int | None = None, batch_size: int = 32,
-                      bf16: bool = False) -> list[Path]:
-    """Run the teacher once over corpus splits (and transfer texts) and cache its distributions."""
+                      bf16: bool = False, chunk_sentences: int = TRANSFER_CHUNK) -> list[Path]:
+    """Run the teacher once over corpus splits (and transfer texts) and cache its distributions.
+
+    A text is processed in chunks of `chunk_sentences`, each saved under
+    `<out>/transfer-<name>.chunks/` as it is done: a pass that is stopped resumes at the first
+    missing chunk. The chunks are then joined into `<out>/transfer-<name>.npz`.
+    """
     from flair.data import Sentence
 
     from swener.models import load_tagger
@@ -169,32 +177,70 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
     tagger = load_tagger(str(teacher_path))
     teacher_sha = corpora.sha256_of(teacher_path)
     corpus = corpora.load(corpus_name)
-    jobs: list[tuple[str, str, list[list[str]]]] = []
+    tags = canonical_tags(sorted({t[2:] for t in tagger_tags(tagger) if t[:2] in ("B-", "S-")}))
+    common = dict(tags=tags, teacher_sha256=teacher_sha, topk=topk)
+    written = []
     for split in splits:
         if split not in corpus.splits:
             raise ValueError(f"{corpus_name} has no split {split!r}")
-        jobs.append((corpus_name, split, [s.tokens for s in corpus.splits[split][:max_sentences]]))
-    for text in texts:
-        jobs.append((f"text:{text.name}", "transfer", read_text_sentences(text, max_sentences)))
-    written = []
-    tags = canonical_tags(sorted({t[2:] for t in tagger_tags(tagger) if t[:2] in ("B-", "S-")}))
-    for source, split, tokens in jobs:
+        tokens = [s.tokens for s in corpus.splits[split][:max_sentences]]
         started = time.perf_counter()
-        sentences = [Sentence(words) for words in tokens]
         distributions = []
-        for i, dist in enumerate(log_distributions(tagger, sentences, batch_size, bf16)):
+        for i, dist in enumerate(log_distributions(tagger, [Sentence(words) for words in tokens], batch_size, bf16)):
             distributions.append(dist)
             if (i + 1) % 1000 == 0:
-                log.info("%s/%s: %d/%d sentences", source, split, i + 1, len(sentences))
-        name = split if split != "transfer" else transfer_cache_name(Path(source[5:]))
-        path = softlabels.write(out / f"{name}.npz", distributions, tags=tags, tokens=tokens,
-                                teacher_sha256=teacher_sha, corpus=source, split=split, topk=topk,
+                log.info("%s/%s: %d/%d sentences", corpus_name, split, i + 1, len(tokens))
+        path = softlabels.write(out / f"{split}.npz", distributions, tokens=tokens, corpus=corpus_name, split=split,
                                 extra={"teacher_path": str(teacher_path), "seconds": time.perf_counter() - started,
-                                       "max_sentences": max_sentences})
-        log.info("wrote %s (%d sentences, %.1f s, %d bytes)", path, len(tokens),
-                 time.perf_counter() - started, path.stat().st_size)
+                                       "max_sentences": max_sentences}, **common)
+        log.info("wrote %s (%d sentences, %.1f s, %d bytes)", path, len(tokens), time.perf_counter() - started,
+                 path.stat().st_size)
+        written.append(path)
+    for text in texts:
+        tokens = read_text_sentences(text, max_sentences)
+        chunks = out / f"{transfer_cache_name(text)}.chunks"
+        distributions, seconds = [], 0.0
+        for number, first in enumerate(range(0, len(tokens), chunk_sentences)):
+            part = tokens[first:first + chunk_sentences]
+            soft, spent = _transfer_chunk(tagger, chunks / f"{number:05d}.npz", part, f"text:{text.name}",
+                                          batch_size, bf16, tags, teacher_sha)
+            seconds += spent
+            distributions += [soft.sentence(i) for i in range(len(soft))]
+            log.info("%s: %d/%d sentences (%s)", text.name, first + len(part), len(tokens),
+                     f"{spent:.0f} s" if spent else "cached")
+        path = softlabels.write(out / f"{transfer_cache_name(text)}.npz", distributions, tokens=tokens,
+                                corpus=f"text:{text.name}", split="transfer",
+                                extra={"teacher_path": str(teacher_path), "seconds": seconds,
+                                       "max_sentences": max_sentences, "chunk_sentences": chunk_sentences}, **common)
+        log.info("wrote %s (%d sentences, %.1f s of teacher time, %d bytes)", path, len(tokens), seconds,
+                 path.stat().st_size)
         written.append(path)
     return written
+
+
+def _transfer_chunk(tagger, path: Path, tokens: list[list[str]], source: str, batch_size: int, bf16: bool,
+                    tags: list[str], teacher_sha: str) -> tuple[softlabels.SoftLabels, float]:
+    """One chunk of a transfer cache: the saved one if it holds these sentences from this teacher, else computed.
+
+    Returns the chunk and the teacher seconds spent on it (0 when it was already saved).
+    """
+    from flair.data import Sentence
+
+    from swener.errors import SwenerError
+
+    if path.exists():
+        try:
+            soft = softlabels.read(path)
+            softlabels.validate(soft, path, tokens, split="transfer", teacher_sha256=teacher_sha)
+            if soft.tags == tags:
+                return soft, 0.0
+        except SwenerError as err:  # damaged, or from another text, chunk size or teacher
+            log.info("computing %s again: %s", path, err)
+    started = time.perf_counter()
+    distributions = list(log_distributions(tagger, [Sentence(words) for words in tokens], batch_size, bf16))
+    softlabels.write(path, distributions, tags=tags, tokens=tokens, teacher_sha256=teacher_sha, corpus=source,
+                     split="transfer")
+    return softlabels.read(path), time.perf_counter() - started
 
 
 def invalid_bioes(tagger, sentences: list, batch_size: int = 32) -> dict:

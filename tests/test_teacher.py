@@ -164,3 +164,34 @@ def test_dev_curve_stops_after_patience_epochs_without_improvement(tmp_path):
         curve.after_evaluation(epoch=4, current_model_is_best=False, validation_scores=(0.59, 0.1))
     assert [e["dev_f1"] for e in curve.epochs] == [0.5, 0.6, 0.58, 0.59]
     assert (tmp_path / "learning_curve.json").is_file()
+
+
+def test_transfer_cache_in_chunks_equals_one_pass_and_resumes(trained, tmp_path, monkeypatch):
+    _, best = trained
+    text = tmp_path / "news.txt"
+    text.write_text("Anna Berg bor i Umeå. Hon arbetar på Volvo.\nRegeringen möttes i Stockholm i går. Det regnade.\n"
+                    "Sverige vann. Ett nytt stycke, t.ex. här.\nEricsson i Kista.\n", encoding="utf-8")
+    whole = teacher.write_soft_labels(best, "webbnyheter2012", [], [text], tmp_path / "a", chunk_sentences=1000)[0]
+    chunked = teacher.write_soft_labels(best, "webbnyheter2012", [], [text], tmp_path / "b", chunk_sentences=3)[0]
+    one, many = softlabels.read(whole), softlabels.read(chunked)
+    assert len(one) == len(many) == 7 and len(list((tmp_path / "b" / "transfer-news.chunks").glob("*.npz"))) == 3
+    np.testing.assert_array_equal(one.offsets, many.offsets)
+    np.testing.assert_allclose(one.logp.astype(np.float32), many.logp.astype(np.float32), atol=2e-3)
+    assert one.header["tokens_sha256"] == many.header["tokens_sha256"]
+
+    # a pass stopped after its second chunk: the next one computes only the missing chunk
+    (tmp_path / "b" / "transfer-news.chunks" / "00002.npz").unlink()
+    chunked.unlink()
+    computed = []
+    real = teacher.log_distributions
+    monkeypatch.setattr(teacher, "log_distributions", lambda tagger, sentences, *a: computed.append(len(sentences))
+                        or real(tagger, sentences, *a))
+    resumed = softlabels.read(teacher.write_soft_labels(best, "webbnyheter2012", [], [text], tmp_path / "b",
+                                                        chunk_sentences=3)[0])
+    assert computed == [1]
+    np.testing.assert_array_equal(resumed.logp, many.logp)
+    # a damaged chunk is computed again, not trusted
+    (tmp_path / "b" / "transfer-news.chunks" / "00000.npz").write_bytes(b"broken")
+    computed.clear()
+    teacher.write_soft_labels(best, "webbnyheter2012", [], [text], tmp_path / "b", chunk_sentences=3)
+    assert computed == [3]
