@@ -645,5 +645,10 @@ def models_cmd(show_all: bool, as_json: bool) -> None:
         click.echo("(n=...: a quick run; a short name picks a full run when there is one)")
 
 
+from swener.grid.commands import grid_cmd, tune_cmd  # noqa: E402 (the commands live with the grid)
+
+main.add_command(grid_cmd)
+main.add_command(tune_cmd)
+
 if __name__ == "__main__":
     main()
