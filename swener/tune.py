@@ -49,20 +49,23 @@ def trials_of(config: dict, base: sweep.Trial) -> sweep.Trial:
     return replace(base, **{name: config[name] for name in SPACE if name in config})
 
 
-class ReportDevF1:
-    """A Flair trainer plugin: after each epoch's evaluation, dev F1 to Ray Tune (for ASHA)."""
+def report_dev_f1(last_epoch: int):
+    """A Flair trainer plugin: after each epoch's evaluation but the last, dev F1 to Ray Tune (for ASHA).
 
-    def __new__(cls):
-        from flair.trainers.plugins import TrainerPlugin
+    The last epoch is reported by the trial once its run is scored and swapped in: at `max_t`
+    the scheduler ends the trial, which would kill it before its folder is complete.
+    """
+    from flair.trainers.plugins.base import TrainerPlugin
 
-        class _Plugin(TrainerPlugin):
-            def after_evaluation(self, epoch: int, validation_scores: tuple = (), **kw: Any) -> None:
-                from ray import tune
+    class ReportDevF1(TrainerPlugin):
+        @TrainerPlugin.hook
+        def after_evaluation(self, epoch: int, validation_scores: tuple = (), **kw: Any) -> None:
+            from ray import tune
 
-                if validation_scores:
-                    tune.report({"dev_f1": float(validation_scores[0]), "epoch": epoch})
+            if validation_scores and epoch < last_epoch:
+                tune.report({"dev_f1": float(validation_scores[0]), "epoch": epoch})
 
-        return _Plugin()
+    return ReportDevF1()
 
 
 def run_trial(config: dict, base: sweep.Trial, corpus: str, embeddings: str, soft_dir: str, root: str,
@@ -87,7 +90,9 @@ def run_trial(config: dict, base: sweep.Trial, corpus: str, embeddings: str, sof
                                seed=trial.seed, epochs=trial.epochs, updates=trial.updates,
                                hidden_size=trial.hidden_size, threads=threads, max_sentences=max_sentences,
                                dev_only=True)
-    train_student(settings, corpus, Path(embeddings), Path(soft_dir), out, plugins=[ReportDevF1()])
+    results = train_student(settings, corpus, Path(embeddings), Path(soft_dir), out,
+                            plugins=[report_dev_f1(trial.epochs)])
+    tune.report({"dev_f1": results["scores"][f"{corpus}/dev"]["micro_f1"], "epoch": results["epochs"]})
 
 
 def _dev_curve(loss_tsv: Path) -> list[tuple[int, float]]:

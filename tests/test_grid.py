@@ -139,3 +139,20 @@ def test_grid_on_local_ray_matches_the_make_route(tmp_path, tiny_backbone, tiny_
     failed_set = by_ray / "models" / "cnn" / "plain" / f"webbnyheter2012-emb-tiny-ep2-lr0.1-n30"
     assert not (failed_set / "seed-1").exists()  # only seed-1.partial, which nothing takes for a finished run
     assert not list(failed_set.glob("*/results.json"))
+
+
+@pytest.mark.parametrize("assignments", [("QUICK=1",), ("SEEDS=1 2 3 4 5", "FAMILIES=cnn", "ALPHA=0.3",
+                                                        "TRANSFER_TEXT=news.txt", "GRID_OPTS=--retries 1")])
+def test_make_experiment_engine_ray_passes_the_grid_every_variable(tmp_path, assignments):
+    """`make experiment ENGINE=ray` calls `swener grid` with Make's values: its plan is Make's own chain."""
+    run = subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), f"VENV={tmp_path}/venv", *assignments,
+                          "ENGINE=ray", "experiment"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    line = next(line for line in run.stdout.splitlines() if " grid " in line)
+    words = shlex.split(line)
+    assert words[0].endswith("/swener") and words[1] == "grid"
+    options = [w for w in words[2:] if "=" not in w or w.startswith("--")]
+    assert options == (["--retries", "1"] if "GRID_OPTS=--retries 1" in assignments else [])
+    passed = [w for w in words[2:] if w not in options]
+    make_route = [a for a in assignments if not a.startswith("GRID_OPTS")]
+    assert sorted(plan_commands(*passed)) == sorted(make_commands(tmp_path, *make_route))
