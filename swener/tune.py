@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from swener import recipe, sweep
+from swener import config as recipe  # the KD settings and their checks
+from swener import sweep
 from swener.atomic import write_json
 from swener.errors import SwenerError
 
@@ -73,7 +74,7 @@ def run_trial(config: dict, base: sweep.Trial, corpus: str, embeddings: str, sof
     """The Tune trainable: train (or read back) one trial on dev, reporting dev F1 each epoch."""
     from ray import tune
 
-    from swener.students import StudentSettings, train_student
+    from swener.students.run import StudentSettings, train_student
 
     trial = trials_of(config, base)
     out = Path(root) / trial.family / trial.name

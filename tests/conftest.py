@@ -14,7 +14,7 @@ def tiny_backbone(tmp_path_factory):
 
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    from swener import corpora
+    from swener.data import corpora
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     corpus = corpora.load("webbnyheter2012")
@@ -36,8 +36,8 @@ def tiny_vectors(tmp_path_factory):
     """Tiny fastText vectors (gensim, 16 dims) on the first Webbnyheter train sentences, compacted."""
     from gensim.models import FastText
 
-    from swener import corpora
-    from swener.embeddings import CompactVectors
+    from swener.data import corpora
+    from swener.vectors.embeddings import CompactVectors
 
     sentences = [s.tokens for s in corpora.load("webbnyheter2012").splits["train"][:1500]]
     model = FastText(sentences, vector_size=16, min_count=2, epochs=2, bucket=5000, workers=1, seed=1)

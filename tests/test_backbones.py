@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swener import backbones
+from swener.teacher import backbone as backbones
 from swener.errors import DataError, SwenerError
 
 

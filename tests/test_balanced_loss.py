@@ -10,10 +10,13 @@ import torch
 from click.testing import CliRunner
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener import corpora, kd, recipe, softlabels
-from swener.embeddings import CompactFastTextEmbeddings
-from swener.kd_plugins import term_gradient_norms
-from swener.taggers import build_student
+from swener.data import corpora
+from swener.kd import loss as kd
+from swener import config
+from swener.kd import softlabels
+from swener.vectors.embeddings import CompactFastTextEmbeddings
+from swener.kd.plugins import term_gradient_norms
+from swener.students.tagger import build_student
 
 TAGS = softlabels.canonical_tags(("LOC", "MISC", "ORG", "PER"))
 
@@ -147,13 +150,13 @@ def test_loss_terms_weights_and_errors():
 
 
 def test_alpha_schedule_and_its_parsing():
-    assert recipe.parse_alpha("0.5") == (0.5, None) and recipe.parse_alpha("0.9:0.1") == (0.9, 0.1)
-    assert [recipe.alpha_at(0.9, 0.1, e, 5) for e in range(1, 6)] == pytest.approx([0.9, 0.7, 0.5, 0.3, 0.1])
-    assert recipe.alpha_at(0.9, None, 3, 5) == 0.9 and recipe.alpha_at(0.9, 0.1, 1, 1) == 0.9
+    assert config.parse_alpha("0.5") == (0.5, None) and config.parse_alpha("0.9:0.1") == (0.9, 0.1)
+    assert [config.alpha_at(0.9, 0.1, e, 5) for e in range(1, 6)] == pytest.approx([0.9, 0.7, 0.5, 0.3, 0.1])
+    assert config.alpha_at(0.9, None, 3, 5) == 0.9 and config.alpha_at(0.9, 0.1, 1, 1) == 0.9
     for bad, message in (("1.5", r"alpha must be a number in \[0, 1\]"), ("a:b", "START:END"),
                          ("0.1:2", "the end of the alpha schedule"), ("1:2:3", "START:END")):
-        with pytest.raises(recipe.RecipeError, match=message):
-            recipe.parse_alpha(bad)
+        with pytest.raises(config.RecipeError, match=message):
+            config.parse_alpha(bad)
 
 
 def test_bad_alpha_option_is_one_error_line(tmp_path):
@@ -177,7 +180,7 @@ def _cache(tmp_path, corpus, n):
 
 
 def test_annealed_run_logs_alpha_and_gradient_norms_per_epoch(tmp_path, corpus, tiny_vectors):
-    from swener.students import StudentSettings, train_student
+    from swener.students.run import StudentSettings, train_student
 
     settings = StudentSettings(family="bilstm-crf", alpha=0.9, alpha_end=0.1, epochs=2, hidden_size=8,
                                max_sentences=24, batch_size=8, threads=1, gradient_probes=2)

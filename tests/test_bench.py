@@ -8,10 +8,12 @@ import pytest
 import torch
 
 import swener  # noqa: F401
-from swener import bench, corpora, evaluate
-from swener.embeddings import CompactFastTextEmbeddings
-from swener.scoring import score
-from swener.taggers import build_student
+from swener.serve import bench
+from swener.data import corpora
+from swener.eval import evaluate
+from swener.vectors.embeddings import CompactFastTextEmbeddings
+from swener.eval.scoring import score
+from swener.students.tagger import build_student
 
 FIELDS = {"name", "family", "variant", "tokens_per_second", "spread", "latency_ms", "peak_rss_mb", "size_bytes", "f1"}
 
@@ -29,7 +31,7 @@ def model(tiny_vectors, tmp_path_factory):
 
 
 def test_one_run_writes_every_field_with_its_f1(model, tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["swener.bench"])
+    monkeypatch.setattr(sys, "argv", ["swener.serve.bench"])
     args = Namespace(model=[f"cnn={model}"], corpus="webbnyheter2012", repeats=2, batch_size=32, threads=1,
                      bf16=False, variants=["float32", "onnx"])
     result = bench.bench_all(args)

@@ -3,7 +3,7 @@ import itertools
 
 import torch
 
-from swener import bioes
+from swener.kd import bioes
 
 TAGS = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "E-LOC", "S-LOC"]
 

@@ -2,8 +2,9 @@
 
 The files in tests/data/saved-8a28b17/ were written by that code (`make_files.py` there, run with
 the old package on PYTHONPATH): two tiny students and a tiny teacher, with the scores each gave on
-three test sentences. After `import swener` they load with `flair.nn.Classifier.load`, as the
-classes they were saved as, and score the same sentences exactly as before.
+three test sentences, and an int8 variant of one student. After `import swener` they load with
+`flair.nn.Classifier.load` (the int8 file with `swener.serve.names.load_tagger`), as the classes
+they were saved as, and score the same sentences as before. The old class paths still import.
 """
 import json
 from pathlib import Path
@@ -22,7 +23,13 @@ EXPECTED = json.loads((DATA / "expected.json").read_text())
 @pytest.mark.parametrize("name", sorted(EXPECTED["outputs"]))
 def test_old_model_loads_and_scores_as_before(name):
     expected = EXPECTED["outputs"][name]
-    tagger = flair.nn.Classifier.load(DATA / name)
+    if name.endswith(".int8.pt"):
+        from swener.serve.names import load_tagger
+
+        tagger = load_tagger(str(DATA / name))
+        assert type(tagger.encoder_net.lstm).__module__.startswith("torch.ao.nn.quantized")
+    else:
+        tagger = flair.nn.Classifier.load(DATA / name)
     assert type(tagger).__name__ == expected["class"]
     tagger.eval()
     with torch.no_grad():
@@ -35,3 +42,15 @@ def test_old_model_loads_and_scores_as_before(name):
 def test_old_student_keeps_its_settings():
     tagger = flair.nn.Classifier.load(DATA / "cnn-8a28b17.pt")
     assert (tagger.alpha, tagger.use_crf, tagger.card["family"]) == (0.5, False, "cnn")
+
+
+def test_old_import_paths_are_the_new_classes():
+    from swener.embeddings import CompactFastTextEmbeddings
+    from swener.students.tagger import StudentTagger
+    from swener.taggers import StudentTagger as OldStudentTagger
+    from swener.teacher.model import TeacherTagger
+    from swener.teacher_tagger import TeacherTagger as OldTeacherTagger
+    from swener.vectors.embeddings import CompactFastTextEmbeddings as NewEmbeddings
+
+    assert (OldStudentTagger, OldTeacherTagger, CompactFastTextEmbeddings) == (StudentTagger, TeacherTagger,
+                                                                                NewEmbeddings)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from swener import corpora
+from swener.data import corpora
+from swener.data.tags import io_to_iob2, repair_iob2, spans
 from swener.errors import DataError
 
 
@@ -14,15 +15,15 @@ def webbnyheter():
 
 
 def test_io_to_iob2_runs_and_type_changes():
-    assert corpora.io_to_iob2(["PER", "PER", None, "LOC", "ORG", "ORG", None, "MISC"]) == [
+    assert io_to_iob2(["PER", "PER", None, "LOC", "ORG", "ORG", None, "MISC"]) == [
         "B-PER", "I-PER", "O", "B-LOC", "B-ORG", "I-ORG", "O", "B-MISC"]
     # adjacent tokens of one type are one entity: the IO limit, not a bug
-    assert corpora.spans(corpora.io_to_iob2(["PER", "PER", "PER"])) == [("PER", 0, 3)]
+    assert spans(io_to_iob2(["PER", "PER", "PER"])) == [("PER", 0, 3)]
 
 
 def test_spans_and_repair():
-    assert corpora.spans(["B-PER", "I-PER", "B-PER", "O", "I-LOC"]) == [("PER", 0, 2), ("PER", 2, 3), ("LOC", 4, 5)]
-    assert corpora.repair_iob2(["I-LOC", "I-LOC", "O", "B-PER", "I-ORG"]) == (
+    assert spans(["B-PER", "I-PER", "B-PER", "O", "I-LOC"]) == [("PER", 0, 2), ("PER", 2, 3), ("LOC", 4, 5)]
+    assert repair_iob2(["I-LOC", "I-LOC", "O", "B-PER", "I-ORG"]) == (
         ["B-LOC", "I-LOC", "O", "B-PER", "B-ORG"], 2)
 
 
@@ -131,7 +132,7 @@ def test_to_flair_spans(webbnyheter):
     for tagged, sentence in zip(webbnyheter.splits["test"][:50], sentences):
         got = [(s.get_label("ner").value, s.tokens[0].idx - 1, s.tokens[-1].idx)
                for s in sentence.get_spans("ner")]
-        assert got == corpora.spans(tagged.tags)
+        assert got == spans(tagged.tags)
 
 
 def test_suc_reader_takes_bare_io_tags_and_compound_types(tmp_path):

@@ -1,4 +1,4 @@
-"""swener.crf against brute-force enumeration over all tag paths, and against Flair's own CRF."""
+"""swener.kd.crf against brute-force enumeration over all tag paths, and against Flair's own CRF."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from swener import crf
+from swener.kd import crf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -1,4 +1,4 @@
-"""Tests of swener.embeddings on tiny data: training, the compact Flair class, .bin/.vec import."""
+"""Tests of swener.vectors.embeddings on tiny data: training, the compact Flair class, .bin/.vec import."""
 from __future__ import annotations
 
 import gzip
@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from swener import embeddings as emb  # noqa: E402
+from swener.vectors import embeddings as emb  # noqa: E402
 from swener.errors import DataError, SwenerError  # noqa: E402
 
 NAMES = ["Anna", "Erik", "Maria", "Lars", "Karin", "Johan"]

@@ -13,12 +13,15 @@ from click.testing import CliRunner
 from flair.data import Sentence
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener import corpora, export, models, quantize
+from swener.data import corpora
+from swener.serve import export
+from swener.serve import names as models
+from swener.serve import quantize
 from swener.cli import main
-from swener.embeddings import CompactFastTextEmbeddings
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.errors import SwenerError
-from swener.onnx_tagger import OnnxTagger
-from swener.taggers import build_student
+from swener.serve.onnx import OnnxTagger
+from swener.students.tagger import build_student
 
 pytest.importorskip("onnxruntime")
 
@@ -79,7 +82,7 @@ def _spans(tagger, tokens):
 
 @pytest.mark.parametrize("family", ["bilstm-crf", "cnn"])
 def test_export_gives_the_flair_models_tags(family, exported, corpus):
-    from swener.decoding import bioes_spans
+    from swener.data.tags import bioes_spans
 
     model = exported[family] / "best-model.pt"
     tagger = models.load_tagger(str(model))
@@ -181,11 +184,11 @@ def test_int8_student_round_trips_and_bf16_variant_loads(exported, corpus, tmp_p
     tokens = [s.tokens for s in corpus.splits["test"][:80]] + [ODD]
     float_tagger = models.load_tagger(str(model))
     int8 = models.load_tagger(str(model), precision="int8")
-    assert type(int8.rnn).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    assert type(int8.encoder_net.lstm).__module__.startswith("torch.ao.nn.quantized.dynamic")
     saved = export.write_variant(models.load_tagger(str(model)), model, "int8")
     assert saved.name == "best-model.int8.pt"
     loaded = models.load_tagger(str(saved))
-    assert type(loaded.rnn) is type(int8.rnn) and loaded.precision == "int8"
+    assert type(loaded.encoder_net.lstm) is type(int8.encoder_net.lstm) and loaded.precision == "int8"
     assert loaded.tag_tokens(tokens) == int8.tag_tokens(tokens)
     with torch.no_grad():
         ids, lengths = int8._padded_ids([int8.embeddings.word_ids(t) for t in sorted(tokens, key=len, reverse=True)])

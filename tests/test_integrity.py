@@ -21,7 +21,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from swener import corpora, softlabels, train
+from swener.data import corpora
+from swener.kd import softlabels
+from swener.train import fit as train
 from swener.cli import main
 
 BIN = Path(sys.executable).parent / "swener"
@@ -243,8 +245,8 @@ def test_an_empty_cache_on_the_real_command_line_is_not_aborted(tmp_path, tiny_v
 @pytest.fixture(scope="module")
 def student(tiny_vectors, tmp_path_factory, corpus) -> Path:
     """A tiny, untrained BiLSTM student saved as best-model.pt."""
-    from swener.embeddings import CompactFastTextEmbeddings
-    from swener.taggers import build_student
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
+    from swener.students.tagger import build_student
 
     flair.set_seed(1)
     tagger = build_student("bilstm", CompactFastTextEmbeddings(tiny_vectors), corpus.types, hidden_size=8,
@@ -324,7 +326,7 @@ class Killed(BaseException):
 
 
 def _run(tiny_vectors, out: Path, seed: int) -> dict:
-    from swener.students import StudentSettings, train_student
+    from swener.students.run import StudentSettings, train_student
 
     settings = StudentSettings(family="cnn", alpha=0.0, epochs=1, hidden_size=8, max_sentences=20, seed=seed,
                                threads=1)
@@ -352,7 +354,7 @@ def test_a_killed_rerun_leaves_the_old_run_or_the_new_one(tmp_path, tiny_vectors
     out = tmp_path / "run"
     _run(tiny_vectors, out, seed=1)
     old = tree(out)
-    import swener.evaluate
+    import swener.eval.evaluate
 
     def after_training(real):
         def kill(partial):
@@ -378,7 +380,7 @@ def test_a_killed_rerun_leaves_the_old_run_or_the_new_one(tmp_path, tiny_vectors
         return real_rmtree(path, *args, **kwargs)
 
     points = [("after training", "_keep_best", train, after_training(train._keep_best), "old"),
-              ("during scoring", "score_model", swener.evaluate, during_scoring, "old"),
+              ("during scoring", "score_model", swener.eval.evaluate, during_scoring, "old"),
               ("between the renames", "rename", Path, between_renames, "old"),
               ("just after the swap", "rmtree", train.shutil, after_swap, "new")]
     for name, attribute, owner, fault, expected in points:
@@ -404,7 +406,8 @@ def test_a_killed_rerun_leaves_the_old_run_or_the_new_one(tmp_path, tiny_vectors
 
 def test_runs_being_swapped_in_are_never_picked(tmp_path, student):
     """A killed run's `seed-N.partial` (already scored) and `seed-N.old` are no model for `swener models`/`report`."""
-    from swener import models, report
+    from swener.serve import names as models
+    from swener import report
 
     def fake(folder: Path, seed: int, dev: float) -> None:
         folder.mkdir(parents=True)

@@ -9,11 +9,15 @@ import torch
 from flair.data import Sentence
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener import bioes, corpora, crf, kd, softlabels
-from swener.embeddings import CompactFastTextEmbeddings
+from swener.kd import bioes
+from swener.data import corpora
+from swener.kd import crf
+from swener.kd import loss as kd
+from swener.kd import softlabels
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.errors import DataError, SwenerError
-from swener.kbest import teacher_kbest
-from swener.taggers import attach_soft_labels, build_student
+from swener.kd.kbest import teacher_kbest
+from swener.students.tagger import attach_soft_labels, build_student
 
 # 3 real tags + <START> + <STOP>, as in Flair's CRF layout
 NUM_TAGS, START, STOP = 5, 3, 4
@@ -201,7 +205,7 @@ def test_topk_cache_renormalises_over_the_kept_tags(tmp_path):
 
 
 def test_add_teacher_kbest_adds_the_teachers_paths_to_its_cache(tmp_path, corpus, tiny_vectors):
-    from swener.kbest import add_teacher_kbest
+    from swener.teacher.run import add_teacher_kbest
 
     model = tmp_path / "teacher.pt"
     _student("cnn-crf", tiny_vectors, corpus).save(model)  # a CRF tagger on the canonical tags stands in

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from swener import crf, kd
+from swener.kd import crf
+from swener.kd import loss as kd
 
 # 3 real tags + <START> + <STOP>
 NUM_TAGS, START, STOP = 5, 3, 4

@@ -9,9 +9,12 @@ from flair.data import Sentence, get_spans_from_bio
 from flair.models.sequence_tagger_utils.viterbi import ViterbiDecoder
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener import corpora, decoding, vectors
-from swener.embeddings import CompactFastTextEmbeddings
-from swener.taggers import FAMILIES, build_student
+from swener.data import corpora
+from swener.data.tags import bioes_spans
+from swener.kd import decoding
+from swener.vectors import compact as vectors
+from swener.vectors.embeddings import CompactFastTextEmbeddings
+from swener.students.tagger import FAMILIES, build_student
 
 ODD_TOKENS = ["Testordsstaden", "STOCKHOLM", "5 000", "xyzzyq", "Ödeshögsbo", "😀", "EU-kommissionen"]
 
@@ -62,7 +65,8 @@ def test_same_tensors_emissions_loss_and_gradients_as_flair(family, corpus, tiny
     (flair_loss, flair_n, flair_g), (lean_loss, lean_n, lean_g) = _both(student, loss_and_grads)
     # the CRF loss is summed in another order (crf_loss.crf_nll): equal up to float rounding
     assert lean_loss == pytest.approx(flair_loss, rel=1e-6) and flair_n == lean_n and flair_loss > 0
-    assert len(flair_g) == len(lean_g) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    # gradients equal up to float32 rounding, measured against each tensor's largest entry
+    assert len(flair_g) == len(lean_g) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-6 * max(1.0, float(a.abs().max())))
                                                for a, b in zip(flair_g, lean_g))
     # the second epoch reads the ids and gold tags kept on the sentences: still the same loss
     assert loss_and_grads()[0] == lean_loss
@@ -85,7 +89,7 @@ def test_predict_and_tag_tokens_match_flair(family, corpus, tiny_vectors):
     flair_spans, lean_spans = _both(student, spans)
     assert flair_spans == lean_spans and sum(map(len, lean_spans)) > 50
     tagged = student.tag_tokens(tokens, batch_size=16)
-    from_tags = [[(a + 1, b, kind, score) for a, b, kind, score in decoding.bioes_spans(tags, scores)]
+    from_tags = [[(a + 1, b, kind, score) for a, b, kind, score in bioes_spans(tags, scores)]
                  for tags, scores in tagged]
     assert from_tags == flair_spans[:-1]
 
@@ -100,7 +104,7 @@ def test_loss_of_predict_matches_flair(corpus, tiny_vectors):
 
 
 def test_ids_are_kept_on_sentences_until_the_oov_table_starts_afresh(corpus, tiny_vectors, monkeypatch):
-    from swener import embeddings as emb
+    from swener.vectors import embeddings as emb
 
     student = _student("bilstm", tiny_vectors, corpus)
     sentence = Sentence(["Anna", "xyzzyq", "qqqqzzzz"])
@@ -173,7 +177,7 @@ def test_bioes_spans_match_flair():
         n = int(rng.integers(0, 9))
         tags = [names[i] for i in rng.integers(0, len(names), size=n)]
         scores = rng.random(n).tolist()
-        ours = [(list(range(a, b)), score, kind) for a, b, kind, score in decoding.bioes_spans(tags, scores)]
+        ours = [(list(range(a, b)), score, kind) for a, b, kind, score in bioes_spans(tags, scores)]
         assert ours == get_spans_from_bio(list(tags), scores)
 
 
@@ -189,7 +193,7 @@ def test_fasttext_hash_matches_gensim():
 def test_crf_nll_matches_flair_viterbi_loss():
     from flair.models.sequence_tagger_utils.viterbi import ViterbiLoss
 
-    from swener import crf_loss
+    from swener.kd import crf_loss
 
     rng = torch.Generator().manual_seed(3)
     dictionary = flair.data.Dictionary(add_unk=False)

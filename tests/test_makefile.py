@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from swener import corpora
+from swener.data import corpora
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,19 +8,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from swener import recipe
-from swener.taggers import FAMILIES
+from swener import config
+from swener.students.tagger import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_committed_recipe_covers_every_family_with_the_defaults():
-    data = json.loads(recipe.DEFAULT_RECIPE.read_text())
+    data = json.loads(config.DEFAULT_RECIPE.read_text())
     assert set(data["families"]) == set(FAMILIES)
     for family in FAMILIES:
-        found = recipe.load(recipe.DEFAULT_RECIPE, family)
+        found = config.load(config.DEFAULT_RECIPE, family)
         assert (found.alpha, found.temperature, found.kd_target) == (
-            recipe.DEFAULT_ALPHA, recipe.DEFAULT_TEMPERATURE, recipe.DEFAULT_KD_TARGET)
+            config.DEFAULT_ALPHA, config.DEFAULT_TEMPERATURE, config.DEFAULT_KD_TARGET)
 
 
 def _write(tmp_path, families, name="mine.json"):
@@ -30,11 +30,11 @@ def _write(tmp_path, families, name="mine.json"):
 
 
 def test_recipe_errors_name_the_file_and_the_setting(tmp_path):
-    with pytest.raises(recipe.RecipeError, match="no such recipe file"):
-        recipe.load(tmp_path / "none.json", "cnn")
+    with pytest.raises(config.RecipeError, match="no such recipe file"):
+        config.load(tmp_path / "none.json", "cnn")
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(recipe.RecipeError, match="bad.json: not a JSON recipe file"):
-        recipe.load(tmp_path / "bad.json", "cnn")
+    with pytest.raises(config.RecipeError, match="bad.json: not a JSON recipe file"):
+        config.load(tmp_path / "bad.json", "cnn")
     cases = [({"bilstm": {}}, "no recipe for family 'cnn'"),
              ({"cnn": {"alpha": 2}}, r"family 'cnn': alpha must be a number in \[0, 1\]"),
              ({"cnn": {"temperature": 0}}, "temperature must be a positive number"),
@@ -42,8 +42,8 @@ def test_recipe_errors_name_the_file_and_the_setting(tmp_path):
              ({"cnn": {"alfa": 0.3}}, r"unknown settings \['alfa'\]"),
              ({"cnn": {"transfer_sentences": 0}}, "transfer_sentences must be a positive integer")]
     for families, message in cases:
-        with pytest.raises(recipe.RecipeError, match=message):
-            recipe.load(_write(tmp_path, families), "cnn")
+        with pytest.raises(config.RecipeError, match=message):
+            config.load(_write(tmp_path, families), "cnn")
 
 
 def test_swener_recipe_prints_make_variables(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from swener import report
 from swener.errors import SwenerError
-from swener.scoring import f1_from_counts, paired_bootstrap, sentence_counts
+from swener.eval.scoring import f1_from_counts, paired_bootstrap, sentence_counts
 
 CORPUS = "webbnyheter2012"
 TEST_SETS = (f"{CORPUS}/test", "uner-pud/test", "uner-talbanken/test")
@@ -24,7 +24,7 @@ def fake_counts(rng: np.random.Generator, n: int, recall: float) -> np.ndarray:
 
 def write_run(root: Path, family: str, seed: int, counts: dict[str, np.ndarray], alpha: float = 0.0,
               temperature: float = 2.0, epoch_seconds: float = 10.0, tokens_per_second: float = 5000.0) -> Path:
-    """A results.json as swener.students writes it, scores derived from the counts."""
+    """A results.json as swener.students.run writes it, scores derived from the counts."""
     mode = "plain" if alpha == 0 else "kd"
     folder = root / family / mode / f"{CORPUS}-test" / f"seed-{seed}"
     folder.mkdir(parents=True)
@@ -181,7 +181,7 @@ def test_cli_report(models, tmp_path):
 
 
 def test_oov_entity_score_by_hand():
-    from swener.evaluate import oov_entity_score
+    from swener.eval.evaluate import oov_entity_score
 
     tokens = [["Anna", "Xqz", "bor", "i", "Lund"], ["Ölandsbron", "var", "stängd"]]
     gold = [["B-PER", "I-PER", "O", "O", "B-LOC"], ["B-LOC", "O", "O"]]

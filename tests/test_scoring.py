@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from swener.scoring import paired_bootstrap, restrict_types, score
+from swener.eval.scoring import paired_bootstrap, restrict_types, score
 
 
 GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O", "B-PER"]]
@@ -92,7 +92,7 @@ def _ents(tags):
 
 
 def test_sentence_counts_keep_filters_gold_and_predicted():
-    from swener.scoring import sentence_counts
+    from swener.eval.scoring import sentence_counts
 
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     pred = [["B-PER", "I-PER", "O", "B-ORG"], ["O", "B-LOC"]]

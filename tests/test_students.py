@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener import corpora, softlabels, teacher
+from swener.data import corpora
+from swener.kd import softlabels
+from swener.teacher import run as teacher
 from swener.errors import SwenerError
-from swener.students import StudentSettings, train_student
+from swener.students.run import StudentSettings, train_student
 
 
 class _Forbidden:
@@ -76,7 +78,7 @@ def test_kd_student_refuses_a_cache_shorter_than_its_sentences(tmp_path, tiny_ve
 
 
 def test_kd_student_learns_from_a_transfer_set(tmp_path, tiny_vectors, no_teacher):
-    from swener.teacher import read_text_sentences
+    from swener.teacher.run import read_text_sentences
 
     soft_dir = _cache(tmp_path, 40)
     text = tmp_path / "news.txt"

@@ -30,7 +30,8 @@ def test_one_factor_at_a_time_with_plain_and_base_once_per_seed():
 
 
 def test_sweep_scores_dev_only_and_reads_finished_trials_back(tmp_path, tiny_vectors, no_teacher, monkeypatch):
-    from swener import corpora, evaluate
+    from swener.data import corpora
+    from swener.eval import evaluate
 
     soft_dir = _cache(tmp_path, 40)
     trials = sweep.one_factor_trials(_base(), [sweep.parse_factor("alpha=0.9")], [1])

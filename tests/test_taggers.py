@@ -6,9 +6,10 @@ import torch
 from flair.data import Sentence
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener import corpora, softlabels
-from swener.embeddings import CompactFastTextEmbeddings
-from swener.taggers import FAMILIES, StudentTagger, attach_soft_labels, build_student
+from swener.data import corpora
+from swener.kd import softlabels
+from swener.vectors.embeddings import CompactFastTextEmbeddings
+from swener.students.tagger import FAMILIES, StudentTagger, attach_soft_labels, build_student
 
 TAGS = softlabels.canonical_tags(("LOC", "MISC", "ORG", "PER"))
 

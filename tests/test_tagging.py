@@ -12,11 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from swener import corpora, models, tagging
+from swener.data import corpora
+from swener.serve import names as models
+from swener.serve import tagging
 from swener.cli import main
-from swener.embeddings import CompactFastTextEmbeddings
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.errors import DataError, SwenerError
-from swener.taggers import build_student
+from swener.students.tagger import build_student
 
 
 class CapitalTagger:

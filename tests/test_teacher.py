@@ -2,9 +2,11 @@
 import numpy as np
 import pytest
 
-from swener import corpora, softlabels, teacher
+from swener.data import corpora
+from swener.kd import softlabels
+from swener.teacher import run as teacher
 from swener.errors import DataError, SwenerError
-from swener.train import TrainSettings, fit
+from swener.train.fit import TrainSettings, fit
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +90,7 @@ def test_topk_form_keeps_the_top_tags(tmp_path):
 def test_parameters_without_embedding_tables(trained):
     """The teacher's count without tables keeps the transformer layers, drops vocabulary/position tables."""
     import flair
-    from swener.evaluate import count_parameters
+    from swener.eval.evaluate import count_parameters
 
     _, best = trained
     tagger = flair.nn.Classifier.load(best)
@@ -114,7 +116,7 @@ def softmax_teacher(tiny_backbone, tmp_path_factory):
 def test_softmax_teacher_decodes_valid_bioes_and_caches_chain_marginals(softmax_teacher, tmp_path):
     import json
 
-    from swener.models import load_tagger
+    from swener.serve.names import load_tagger
 
     tagger = load_tagger(str(softmax_teacher))
     assert type(tagger).__name__ == "TeacherTagger" and tagger.decoding == "bioes"  # survives save/load
@@ -135,7 +137,7 @@ def test_softmax_teacher_decodes_valid_bioes_and_caches_chain_marginals(softmax_
 def test_sorted_and_bf16_passes_agree_with_the_corpus_order_float32_pass(softmax_teacher):
     from flair.data import Sentence
 
-    from swener.models import load_tagger
+    from swener.serve.names import load_tagger
 
     tagger = load_tagger(str(softmax_teacher))
     tokens = [s.tokens for s in corpora.load("webbnyheter2012").splits["dev"][:40]]
@@ -154,7 +156,7 @@ def test_sorted_and_bf16_passes_agree_with_the_corpus_order_float32_pass(softmax
 def test_dev_curve_stops_after_patience_epochs_without_improvement(tmp_path):
     from flair.trainers.plugins.base import TrainingInterrupt
 
-    from swener.schedule import DevCurve
+    from swener.train.curve import DevCurve
 
     curve = DevCurve(patience=2)
     curve.base_path = tmp_path

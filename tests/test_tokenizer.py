@@ -1,7 +1,7 @@
 """The Swedish tokeniser: abbreviations, numbers, sentence ends, offsets."""
 import pytest
 
-from swener.tokenizer import split_sentences, tokenize_words
+from swener.data.tokenizer import split_sentences, tokenize_words
 
 
 def words(text):

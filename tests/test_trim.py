@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from swener import trim
+from swener.teacher import trim
 
 PIECES = ["<s>", "<pad>", "</s>", "<unk>", "▁", "a", "b", "k", "n", "r", "t", "▁Stock", "holm", "▁Stockholm",
           "▁och", "▁bank", "▁banken", "en", "α", "β", "▁αβ", "▁→", "→", "▁Zürich", "<mask>"]

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from swener import recipe, sweep, tune
+from swener import config as recipe
+from swener import sweep, tune
 from swener.errors import SwenerError
 from test_students import _cache, no_teacher  # noqa: F401  (fixture)
 

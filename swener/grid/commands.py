@@ -129,7 +129,7 @@ def tune_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pat
              object_store_mb: int) -> None:
     """Search one family's KD settings and size on dev F1 with Ray Tune; the best into a recipe file."""
     try:
-        from swener import recipe as _recipe
+        from swener import config as _recipe
         from swener import sweep, tune
     except ImportError as err:
         raise SwenerError(f"swener tune: {err}") from None

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from swener import config  # standard library only: the families of the encoder registry
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = ROOT / "recipes" / "default.json"
 
@@ -28,12 +30,12 @@ COMMON_DEFAULTS = {
     "CORPUS": "webbnyheter2012", "BACKBONE": "e5-small-sv", "TEACHER_LR": "5e-5", "TEACHER_BATCH": "16",
     "TEACHER_PATIENCE": "2", "TEACHER_DECODING": "bioes", "TEACHER_FREEZE": "0", "TEACHER_SEED": "1",
     "KBEST_K": "", "EMB_MODEL": "cbow", "EMB_DIM": "100", "EMB_EPOCHS": "5", "EMB_ARGS": "",
-    "FAMILIES": "bilstm-crf bilstm cnn cnn-crf", "STUDENT_LR": "0.1", "RECIPE": str(DEFAULT_RECIPE),
+    "FAMILIES": " ".join(config.FAMILIES), "STUDENT_LR": "0.1", "RECIPE": str(DEFAULT_RECIPE),
     "ALPHA": "", "TEMPERATURE": "", "KD_TARGET": "", "TRANSFER_TEXT": "", "TRANSFER_SENTENCES": "",
     "TRANSFER_MAX": "20000", "STUDENT_THREADS": "2", "QUICK": "",
 }
 PROFILE_DEFAULTS = {
-    "quick": {"MAX_SENTENCES": "500", "TEACHER_EPOCHS": "1", "STUDENT_EPOCHS": "3", "SEEDS": "1 2",
+    "quick": {"FAMILIES": " ".join(config.QUICK_FAMILIES), "MAX_SENTENCES": "500", "TEACHER_EPOCHS": "1", "STUDENT_EPOCHS": "3", "SEEDS": "1 2",
               "EMB_SAMPLE": "2M"},
     "full": {"MAX_SENTENCES": "all", "TEACHER_EPOCHS": "5", "STUDENT_EPOCHS": "10", "SEEDS": "1 2 3",
              "EMB_SAMPLE": ""},
@@ -150,10 +152,8 @@ def student_set(v: Mapping[str, str]) -> str:
 
 def _recipe_words(path: str, family: str) -> list[str]:
     """The recipe file's five Make words for a family (alpha, T, target, text, sentences; '' for none)."""
-    try:
-        from swener import recipe
-    except ImportError:  # the house layout: the recipe lives in swener.config
-        from swener import config as recipe  # type: ignore[no-redef]
+    from swener import config as recipe
+
     try:
         words = recipe.load(path, family).make_words().split(" ")
     except recipe.RecipeError as err:

@@ -15,13 +15,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from swener import corpora, recipe, softlabels
-from swener.atomic import atomic_path, write_json
+from swener.data import corpora
+from swener import config
+from swener.kd import softlabels
+from swener.atomic import write_json
+from swener.config import EVAL_CORPORA
 from swener.errors import SwenerError
 
 log = logging.getLogger("swener")
 
-EVAL_CORPORA = ("uner-pud", "uner-talbanken")
 
 
 @dataclass
@@ -34,9 +36,9 @@ class StudentSettings:
     """
 
     family: str = "bilstm-crf"
-    alpha: float = recipe.DEFAULT_ALPHA
-    temperature: float = recipe.DEFAULT_TEMPERATURE
-    kd_target: str = recipe.DEFAULT_KD_TARGET
+    alpha: float = config.DEFAULT_ALPHA
+    temperature: float = config.DEFAULT_TEMPERATURE
+    kd_target: str = config.DEFAULT_KD_TARGET
     alpha_end: float | None = None
     hidden_size: int = 256
     epochs: int = 15
@@ -48,7 +50,7 @@ class StudentSettings:
     oov: str = "subword"  # vectors of words outside the vocabulary: "subword" n-grams or "zero"
     transfer_text: str | None = None  # unlabelled text whose teacher distributions are also learnt (KD only)
     transfer_sentences: int | None = None  # its first N sentences (None: all that are cached)
-    gradient_probes: int = recipe.GRADIENT_PROBES
+    gradient_probes: int = config.GRADIENT_PROBES
     # a budget of optimizer updates instead of `epochs` (epochs = updates / batches per epoch, at least 1)
     updates: int | None = None
     dev_only: bool = False  # score dev only (sweeps, which choose settings, never read test)
@@ -90,8 +92,8 @@ def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha
     """
     from flair.data import Sentence
 
-    from swener.taggers import attach_soft_labels
-    from swener.teacher import read_text_sentences, transfer_cache_name
+    from swener.students.tagger import attach_soft_labels
+    from swener.teacher.run import read_text_sentences, transfer_cache_name
 
     path = soft_dir / f"{transfer_cache_name(text)}.npz"
     soft = softlabels.read(path)
@@ -114,15 +116,16 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     """
     import flair
 
-    from swener.embeddings import CompactFastTextEmbeddings
-    from swener.evaluate import score_model
-    from swener.kd_plugins import AlphaSchedule, GradientNorms
-    from swener.taggers import FAMILIES, StudentTagger, attach_soft_labels, build_student
-    from swener.train import TrainSettings, fit
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
+    from swener.eval.evaluate import score_model
+    from swener.kd.plugins import AlphaSchedule, GradientNorms
+    from swener.students.tagger import StudentTagger, attach_soft_labels, build_student
+    from swener.train.fit import TrainSettings, fit
+    from swener.train.saved import save_atomic
 
-    if settings.uses_teacher and settings.kd_target in recipe.CRF_ONLY_TARGETS \
-            and FAMILIES.get(settings.family, ("", ""))[1] != "crf":
-        raise SwenerError(f"--kd-target {settings.kd_target} needs a CRF student (bilstm-crf or cnn-crf), "
+    if settings.uses_teacher and settings.kd_target in config.CRF_ONLY_TARGETS \
+            and config.FAMILIES.get(settings.family, ("", ""))[1] != "crf":
+        raise SwenerError(f"--kd-target {settings.kd_target} needs a CRF student (a family ending in -crf), "
                           f"not {settings.family}")
     corpus = corpora.load(corpus_name)
     flair_corpus = corpora.to_flair(corpus, settings.max_sentences)
@@ -158,7 +161,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     try:
         student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
                                 temperature=settings.temperature,
-                                kd_target=settings.kd_target if settings.uses_teacher else recipe.DEFAULT_KD_TARGET,
+                                kd_target=settings.kd_target if settings.uses_teacher else config.DEFAULT_KD_TARGET,
                                 hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card)
     except ValueError as err:  # the cache's tags do not fit this student (validate checks them first)
         raise SwenerError(f"{soft_dir}: {err}; write the soft labels again for this corpus") from None
@@ -194,9 +197,3 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
                                                   max_sentences=settings.max_sentences, threads=settings.threads),
         plugins=plugins, finish=score)
     return results
-
-
-def save_atomic(model, path: Path) -> None:
-    """Save a flair model so that `path` is either the old file or the complete new one."""
-    with atomic_path(path) as tmp:
-        model.save(tmp)

@@ -1,8 +1,8 @@
 """The compact fastText form without torch or Flair: word lookup, subword hashing, `CompactVectors`.
 
-Everything here needs numpy only, so that an exported tagger (`swener.onnx_tagger`) can
+Everything here needs numpy only, so that an exported tagger (`swener.serve.onnx`) can
 look words up the same way a Flair student does without importing torch. The rules of a
-lookup are described in `swener.embeddings`.
+lookup are described in `swener.vectors.embeddings`.
 """
 from __future__ import annotations
 

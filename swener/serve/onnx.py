@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from swener import decoding
+from swener.kd import decoding
 from swener.errors import SwenerError
-from swener.vectors import CompactVectors, WordTable
+from swener.vectors.compact import CompactVectors, WordTable
 
-FORMAT = "swener-onnx-tagger"  # as swener.export.FORMAT (that module imports torch when it exports)
+FORMAT = "swener-onnx-tagger"  # as swener.serve.export.FORMAT (that module imports torch when it exports)
 MODEL_FILE, VECTORS_FILE, CONFIG_FILE = "model.onnx", "vectors.npz", "tagger.json"
 
 
@@ -31,7 +31,7 @@ def is_export(path: Path) -> bool:
 
 
 class OnnxTagger:
-    """A tagger from an export folder with `tag_tokens`, the interface `swener.tagging` uses."""
+    """A tagger from an export folder with `tag_tokens`, the interface `swener.serve.tagging` uses."""
 
     def __init__(self, folder: str | Path, threads: int = 1) -> None:
         folder = Path(folder)

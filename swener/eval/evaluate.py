@@ -8,45 +8,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from swener import corpora
-from swener.corpora import TaggedSentence
-from swener.scoring import Score, f1_from_counts, score, sentence_counts
-
-
-def spans_to_iob2(sentence, n_tokens: int, label_type: str = corpora.LABEL_TYPE) -> list[str]:
-    """IOB2 tags of the predicted spans of a flair Sentence."""
-    tags = ["O"] * n_tokens
-    for span in sentence.get_spans(label_type):
-        kind = span.get_label(label_type).value
-        first, last = span.tokens[0].idx - 1, span.tokens[-1].idx - 1
-        tags[first] = f"B-{kind}"
-        for i in range(first + 1, last + 1):
-            tags[i] = f"I-{kind}"
-    return tags
-
-
-def _iob2_of_spans(n_tokens: int, spans) -> list[str]:
-    tags = ["O"] * n_tokens
-    for start, end, kind, _ in spans:
-        tags[start] = f"B-{kind}"
-        for i in range(start + 1, end):
-            tags[i] = f"I-{kind}"
-    return tags
+from swener.data import corpora
+from swener.data.corpora import TaggedSentence
+from swener.data.tags import bioes_spans, flair_iob2, iob2_of_spans
+from swener.eval.scoring import Score, f1_from_counts, score, sentence_counts
 
 
 def predict_tags(tagger, sentences: list[TaggedSentence], batch_size: int = 32) -> list[list[str]]:
     """Tag gold-tokenised sentences with a flair tagger (or an exported one); returns IOB2 tags."""
-    if not hasattr(tagger, "predict"):  # an exported tagger (swener.onnx_tagger): tag_tokens only
-        from swener.decoding import bioes_spans
+    if not hasattr(tagger, "predict"):  # an exported tagger (swener.serve.onnx): tag_tokens only
 
         tagged = tagger.tag_tokens([s.tokens for s in sentences], batch_size)
-        return [_iob2_of_spans(len(s.tokens), bioes_spans(tags, scores))
+        return [iob2_of_spans(len(s.tokens), [(a, b, kind) for a, b, kind, _ in bioes_spans(tags, scores)])
                 for s, (tags, scores) in zip(sentences, tagged)]
     from flair.data import Sentence
 
     flair_sentences = [Sentence(s.tokens) for s in sentences]
     tagger.predict(flair_sentences, mini_batch_size=batch_size, label_name=corpora.LABEL_TYPE)
-    return [spans_to_iob2(fs, len(s.tokens)) for fs, s in zip(flair_sentences, sentences)]
+    return [flair_iob2(fs, len(s.tokens)) for fs, s in zip(flair_sentences, sentences)]
 
 
 def evaluate(tagger, corpus: corpora.NERCorpus, split: str = "test", batch_size: int = 32,

@@ -83,7 +83,7 @@ def pieces_used(tokenizer, texts: Iterable[str], batch: int = 2000, log: Log = l
 
 def _corpus_texts(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Space-joined sentences of corpus splits, keyed `corpus/split` (the pre-tokenised word split)."""
-    from swener import corpora
+    from swener.data import corpora
 
     texts: dict[str, list[str]] = {}
     for name, split in pairs:

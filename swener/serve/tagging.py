@@ -26,8 +26,9 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from swener.atomic import atomic_path
 from swener.batching import batched
+from swener.data.tags import iob2_of_spans
 from swener.errors import DataError, SwenerError
-from swener.tokenizer import split_sentences
+from swener.data.tokenizer import split_sentences
 
 INPUT_FORMATS = ("text", "tokens", "conll")
 OUTPUT_FORMATS = ("conll", "jsonl", "inline")
@@ -265,7 +266,7 @@ def tag_items(tagger, items: Iterable[Item], batch_size: int = 64, chunk: int | 
 def _tag_items_lean(tagger, items: Iterable[Item], batch_size: int, chunk: int | None
                     ) -> Iterator[tuple[Item, list[Entity]]]:
     """`tag_items` for a tagger with `tag_tokens` (BIOES tags and confidences of token lists)."""
-    from swener.decoding import bioes_spans
+    from swener.data.tags import bioes_spans
 
     for group in batched(items, chunk or max(16 * batch_size, 256)):
         tagged = tagger.tag_tokens([[t[:MAX_TOKEN_CHARS] for t in item.tokens] for item in group], batch_size)
@@ -274,18 +275,9 @@ def _tag_items_lean(tagger, items: Iterable[Item], batch_size: int, chunk: int |
 
 # --------------------------------------------------------------------------- writing
 
-def iob2(n_tokens: int, entities: Sequence[Entity]) -> list[str]:
-    """IOB2 tags of a sentence's entities."""
-    tags = ["O"] * n_tokens
-    for entity in entities:
-        tags[entity.start] = f"B-{entity.type}"
-        for i in range(entity.start + 1, entity.end):
-            tags[i] = f"I-{entity.type}"
-    return tags
-
 def format_conll(item: Item, entities: Sequence[Entity]) -> str:
     """token TAB tag lines (IOB2) and a blank line."""
-    return "".join(f"{token}\t{tag}\n" for token, tag in zip(item.tokens, iob2(len(item.tokens), entities))) + "\n"
+    return "".join(f"{token}\t{tag}\n" for token, tag in zip(item.tokens, iob2_of_spans(len(item.tokens), ((e.start, e.end, e.type) for e in entities)))) + "\n"
 
 def to_json(item: Item, entities: Sequence[Entity]) -> dict[str, Any]:
     """A sentence as the JSON-lines output describes it."""

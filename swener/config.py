@@ -1,16 +1,21 @@
-"""The KD settings of a student: their defaults (here, once), their checks, and the recipe file.
+"""swener's settings in one place: defaults, the student families, their checks, and the recipe file.
+
+Every default that the command line, the settings dataclasses and the Makefile's documented
+`?=` values use is written here once (tests/test_config.py fails when one of them drifts).
+This module needs only the standard library: the Makefile runs it with any python3,
+
+    python3 -I swener/config.py families [--quick]   # the default FAMILIES of a profile
+    python3 -I swener/config.py RECIPE.json FAMILY   # a family's recipe as Make words
 
 A recipe file (`recipes/default.json`) maps each student family to the KD settings that
-`make students` uses for it:
+`make students` uses for it (`"default"`: the settings of a family it does not list):
 
     {"families": {"bilstm-crf": {"alpha": 0.5, "alpha_end": null, "temperature": 2,
                                  "kd_target": "marginals", "transfer_text": null,
-                                 "transfer_sentences": null}, ...}}
+                                 "transfer_sentences": null}, ...}, "default": {...}}
 
 `alpha_end` anneals alpha linearly from `alpha` (first epoch) to `alpha_end` (last epoch);
-null keeps it constant. This module needs only the standard library: the Makefile runs it
-with any python3 (`python3 swener/recipe.py FILE FAMILY`), which prints the family's values
-as Make words; `swener recipe FILE --family F` prints them as Make variables.
+null keeps it constant. `swener recipe FILE --family F` prints a family's values as Make variables.
 """
 from __future__ import annotations
 
@@ -19,6 +24,37 @@ import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# ----- data -----
+DEFAULT_CORPUS = "webbnyheter2012"
+EVAL_CORPORA = ("uner-pud", "uner-talbanken")  # out-of-domain test sets every model is scored on
+QUICK_MAX_SENTENCES = 500  # QUICK=1: a slice of each split
+
+# ----- students: a family is an encoder (swener/students/encoders/<name>.py) with a head -----
+ENCODERS: tuple[str, ...] = ("bilstm", "cnn", "window", "idcnn")  # the encoder registry line
+HEADS: tuple[str, ...] = ("crf", "softmax")
+
+
+def family_name(encoder: str, head: str) -> str:
+    """"bilstm" + "crf" -> "bilstm-crf"; a softmax head is the encoder's own name."""
+    return f"{encoder}-crf" if head == "crf" else encoder
+
+
+FAMILIES: dict[str, tuple[str, str]] = {family_name(e, h): (e, h) for e in ENCODERS for h in HEADS}
+QUICK_FAMILIES: tuple[str, ...] = ("bilstm-crf", "bilstm", "cnn", "cnn-crf")  # QUICK=1 keeps to the first four
+STUDENT_EPOCHS = 10  # on dev, the BiLSTM-CRF reached 0.700 at epoch 10 and at best 0.720 (epoch 13) in 15
+QUICK_STUDENT_EPOCHS = 3
+STUDENT_LR = 0.1  # SGD, annealed on plateau
+STUDENT_BATCH = 32
+STUDENT_HIDDEN = 256  # LSTM units per direction, or channels
+SEEDS: tuple[int, ...] = (1, 2, 3)
+QUICK_SEEDS: tuple[int, ...] = (1, 2)
+THREADS = 2  # torch threads for training and the speed measurement
+OOV_MODES = ("subword", "zero")  # vectors of words outside the vocabulary
+PLAIN_ALPHA = 0.0  # a StudentTagger built without alpha trains on gold labels only
+
+# ----- knowledge distillation -----
 DEFAULT_ALPHA = 0.5
 DEFAULT_TEMPERATURE = 2.0
 KD_TARGETS = ("marginals", "emissions", "kbest")
@@ -26,8 +62,26 @@ DEFAULT_KD_TARGET = "marginals"
 DEFAULT_KBEST = 4  # teacher paths cached per sentence for --kd-target kbest
 CRF_ONLY_TARGETS = ("kbest",)
 GRADIENT_PROBES = 8  # batches per epoch whose two loss terms' gradient norms are logged
-DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "default.json"
+TRANSFER_MAX = 20_000  # transfer-set sentences cached once (students use TRANSFER_SENTENCES of them)
+DEFAULT_RECIPE = REPO_ROOT / "recipes" / "default.json"
 NONE_WORD = "-"  # a missing value in the Make words
+
+# ----- the teacher -----
+BACKBONE = "e5-small-sv"  # e5-small with its vocabulary trimmed to Swedish use (`swener backbone trim`)
+TEACHER_EPOCHS = 5  # at most (about 16 min each on 2 cores); the best epoch on dev is kept
+QUICK_TEACHER_EPOCHS = 1
+TEACHER_PATIENCE = 2  # stop when dev F1 has not improved for this many epochs
+TEACHER_LR = 5e-5
+TEACHER_BATCH = 16
+TEACHER_DECODINGS = ("bioes", "argmax")
+TEACHER_DECODING = "bioes"
+TEACHER_SEED = 1
+
+# ----- fastText vectors -----
+EMB_MODEL = "cbow"
+EMB_DIM = 100
+EMB_EPOCHS = 5
+QUICK_EMB_SAMPLE = "2M"  # QUICK=1 trains on a 2M-token sample of the raw text
 
 
 class RecipeError(ValueError):
@@ -39,6 +93,13 @@ def check_alpha(alpha: float, name: str = "alpha") -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
         raise RecipeError(f"{name} must be a number in [0, 1], got {alpha!r}")
     return float(alpha)
+
+
+def check_temperature(temperature: float) -> float:
+    """T as a positive float."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise RecipeError(f"temperature must be a positive number, got {temperature!r}")
+    return float(temperature)
 
 
 def parse_alpha(text: str) -> tuple[float, float | None]:
@@ -82,9 +143,7 @@ class Recipe:
         check_alpha(self.alpha)
         if self.alpha_end is not None:
             check_alpha(self.alpha_end, "alpha_end")
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
-                or not self.temperature > 0:
-            raise RecipeError(f"temperature must be a positive number, got {self.temperature!r}")
+        check_temperature(self.temperature)
         if self.kd_target not in KD_TARGETS:
             raise RecipeError(f"kd_target must be one of {', '.join(KD_TARGETS)}, got {self.kd_target!r}")
         if self.transfer_text is not None and (not isinstance(self.transfer_text, str) or not self.transfer_text
@@ -109,7 +168,7 @@ class Recipe:
 
 
 def load(path: str | Path, family: str) -> Recipe:
-    """The recipe of `family` in a recipe file; any fault is a RecipeError naming the file."""
+    """The recipe of `family` in a recipe file (its "default" if it does not list the family)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -120,17 +179,21 @@ def load(path: str | Path, family: str) -> Recipe:
     families = data.get("families") if isinstance(data, dict) else None
     if not isinstance(families, dict):
         raise RecipeError(f'{path}: expected a JSON object with "families": {{family: settings}}')
-    if family not in families:
-        raise RecipeError(f"{path}: no recipe for family {family!r} (it has {', '.join(families) or 'none'})")
-    row = families[family]
+    if family in families:
+        row, where = families[family], f"family {family!r}"
+    elif "default" in data:
+        row, where = data["default"], "the default (for families it does not list)"
+    else:
+        raise RecipeError(f"{path}: no recipe for family {family!r} (it has {', '.join(families) or 'none'}, "
+                          'and no "default")')
     known = {f.name for f in fields(Recipe)}
     if not isinstance(row, dict) or set(row) - known:
         unknown = sorted(set(row) - known) if isinstance(row, dict) else row
-        raise RecipeError(f"{path}: family {family!r}: unknown settings {unknown}; known: {', '.join(sorted(known))}")
+        raise RecipeError(f"{path}: {where}: unknown settings {unknown}; known: {', '.join(sorted(known))}")
     try:
         return Recipe(**row)
     except RecipeError as err:
-        raise RecipeError(f"{path}: family {family!r}: {err}") from None
+        raise RecipeError(f"{path}: {where}: {err}") from None
 
 
 def as_dict(recipe: Recipe) -> dict:
@@ -138,10 +201,16 @@ def as_dict(recipe: Recipe) -> dict:
     return asdict(recipe)
 
 
+USAGE = "usage: python3 swener/config.py families [--quick] | python3 swener/config.py RECIPE.json FAMILY"
+
+
 def main(argv: list[str]) -> int:
-    """`python3 swener/recipe.py FILE FAMILY`: the family's Make words on one line."""
+    """`families [--quick]`: the profile's default families; `FILE FAMILY`: the family's Make words on one line."""
+    if argv[:1] == ["families"] and argv[1:] in ([], ["--quick"]):
+        print(" ".join(QUICK_FAMILIES if argv[1:] else FAMILIES))
+        return 0
     if len(argv) != 2:
-        print("usage: python3 swener/recipe.py RECIPE.json FAMILY", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     try:
         print(load(argv[0], argv[1]).make_words())

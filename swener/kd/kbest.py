@@ -1,8 +1,8 @@
 """The teacher's k best BIOES paths per sentence, added to a soft-label cache for `--kd-target kbest`.
 
-A CRF teacher's k best paths come from list Viterbi on its CRF (`swener.crf.kbest`), their
+A CRF teacher's k best paths come from list Viterbi on its CRF (`swener.kd.crf.kbest`), their
 log-probabilities are path score - log Z; a softmax teacher's come from the BIOES chain
-over its log-softmax scores (`swener.bioes.kbest`), valid sequences only, with their
+over its log-softmax scores (`swener.kd.bioes.kbest`), valid sequences only, with their
 log-probabilities under that chain. Paths are on the cache's canonical tags.
 """
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Iterator
 
 import numpy as np
 
-from swener import corpora, softlabels
+from swener.data import corpora
+from swener.kd import softlabels
 from swener.errors import SwenerError
-from swener.recipe import DEFAULT_KBEST
+from swener.config import DEFAULT_KBEST
 
 log = logging.getLogger("swener")
 
@@ -26,8 +27,9 @@ def teacher_kbest(tagger, sentences: list, k: int = DEFAULT_KBEST, batch_size: i
     """Per sentence (in order): its k best paths [k, tokens] on the canonical tags and their log-probabilities [k]."""
     import torch
 
-    from swener import bioes, crf
-    from swener.teacher import tagger_tags
+    from swener.kd import bioes
+    from swener.kd import crf
+    from swener.data.tags import tagger_tags
 
     names = tagger_tags(tagger)
     types = sorted({name[2:] for name in names if name[:2] in ("B-", "I-", "E-", "S-")})
@@ -60,34 +62,3 @@ def teacher_kbest(tagger, sentences: list, k: int = DEFAULT_KBEST, batch_size: i
                 yield done[i]
             for sentence in batch:
                 sentence.clear_embeddings()
-
-
-def add_teacher_kbest(teacher_path: Path, corpus_name: str, soft_dir: Path, splits: list[str],
-                      k: int = DEFAULT_KBEST) -> list[Path]:
-    """Run the teacher over the cached splits and add its k best paths to `soft_dir/<split>.npz`."""
-    from flair.data import Sentence
-
-    from swener.models import load_tagger
-
-    if k < 1:
-        raise SwenerError(f"--k must be at least 1, got {k}")
-    teacher_sha = corpora.sha256_of(teacher_path)
-    corpus = corpora.load(corpus_name)
-    jobs = []
-    for split in splits:  # every cache is checked before the teacher is loaded
-        if split not in corpus.splits:
-            raise SwenerError(f"{corpus_name} has no split {split!r}")
-        path = Path(soft_dir) / f"{split}.npz"
-        soft = softlabels.read(path)
-        tokens = [s.tokens for s in corpus.splits[split][:soft.header["sentences"]]]
-        softlabels.validate(soft, path, tokens, split=split, teacher_sha256=teacher_sha, allow_test=True)
-        jobs.append((path, tokens))
-    tagger = load_tagger(str(teacher_path))
-    written = []
-    for path, tokens in jobs:
-        started = time.perf_counter()
-        results = list(teacher_kbest(tagger, [Sentence(words) for words in tokens], k))
-        softlabels.add_kbest(path, [p for p, _ in results], [s for _, s in results], k)
-        log.info("added the %d best paths to %s (%.1f s)", k, path, time.perf_counter() - started)
-        written.append(path)
-    return written

@@ -111,10 +111,10 @@ def kbest(logp: torch.Tensor, lengths: torch.Tensor, tags: Sequence[str], k: int
 
     Returns paths [B, k, T] (tag indices; padding and missing paths are meaningless) and
     their log-probabilities under the constrained chain [B, k] (path score - log Z; -inf
-    where a sentence has fewer than k valid sequences). List Viterbi (`swener.crf.kbest`)
+    where a sentence has fewer than k valid sequences). List Viterbi (`swener.kd.crf.kbest`)
     on the chain with two extra states for its start and end.
     """
-    from swener import crf
+    from swener.kd import crf
 
     transitions, start, end = (m.to(torch.float64) for m in constraints(tags))
     batch, steps, size = logp.shape

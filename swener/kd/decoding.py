@@ -65,30 +65,3 @@ def softmax_tags(emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tags, np.take_along_axis(probabilities, tags[..., None], axis=-1)[..., 0]
 
 
-def bioes_spans(tags: Sequence[str], scores: Sequence[float] | None = None) -> list[tuple[int, int, str, float]]:
-    """Spans (start, end exclusive, type, mean confidence) of BIOES/BIO tags, as Flair's `get_spans_from_bio`.
-
-    B- and S- start a span; I- or E- of another type than the previous tag start one too; a
-    span's type is the one most of its tags name (the first tag weighs 1.1).
-    """
-    spans: list[tuple[int, int, str, float]] = []
-    weights: dict[str, float] = {}
-    previous = "O-"
-    current: list[int] = []
-    current_scores: list[float] = []
-    for i, tag in enumerate([*tags, "O"]):
-        if tag in ("", "O", "_"):
-            tag = "O-"
-        inside = tag != "O-"
-        starts = tag[:2] in ("B-", "S-") or (
-            inside and previous[2:] != tag[2:] and (tag[:2] == "I-" or previous[2:] == "S-"))
-        if (starts or not inside) and current:
-            spans.append((current[0], current[-1] + 1, max(weights, key=weights.__getitem__),
-                          sum(current_scores) / len(current_scores)))
-            current, current_scores, weights = [], [], {}
-        if inside:
-            current.append(i)
-            current_scores.append(float(scores[i]) if scores is not None else 1.0)
-            weights[tag[2:]] = weights.get(tag[2:], 0.0) + (1.1 if starts else 1.0)
-        previous = tag
-    return spans

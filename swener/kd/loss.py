@@ -16,9 +16,9 @@ token count: at alpha 0 it is exactly the summed hard loss of plain training, an
 rescales the sum of both gradients, never their shares.
 
 The student log-distribution is either the log-softmax of its emissions or its CRF
-log-marginals (`swener.crf.marginals`); the teacher's comes from the soft-label cache at
+log-marginals (`swener.kd.crf.marginals`); the teacher's comes from the soft-label cache at
 T = 1, on the teacher's own tag list, mapped by name onto the student's tag dictionary with
-`tag_index` and `to_student_tags`. The KD defaults live in `swener.recipe`.
+`tag_index` and `to_student_tags`. The KD defaults live in `swener.config`.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Collection, Optional, Sequence, Union
 
 import torch
 
-from swener.recipe import (CRF_ONLY_TARGETS, DEFAULT_ALPHA, DEFAULT_KBEST, DEFAULT_KD_TARGET,  # noqa: F401
+from swener.config import (CRF_ONLY_TARGETS, DEFAULT_ALPHA, DEFAULT_KBEST, DEFAULT_KD_TARGET,  # noqa: F401
                            DEFAULT_TEMPERATURE, KD_TARGETS)
 
 __all__ = ["STUDENT_ONLY_TAGS", "KD_TARGETS", "DEFAULT_ALPHA", "DEFAULT_TEMPERATURE", "DEFAULT_KD_TARGET",

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from swener.atomic import atomic_path
+from swener.config import REPO_ROOT
+from swener.data.tags import io_to_iob2, repair_iob2, spans
 from swener.errors import DataError, SwenerError
 
 if TYPE_CHECKING:
     from flair.data import Corpus
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPORA_DIR = Path(os.environ.get("SWENER_CORPORA", REPO_ROOT / "corpora"))
 DEV_FRACTION = 0.1
 DEV_SEED = 13
@@ -218,29 +219,6 @@ def _blocks(path: Path) -> Iterator[list[tuple[int, str]]]:
             block.append((number, line))
     if block:
         yield block
-
-
-def io_to_iob2(types: list[str | None]) -> list[str]:
-    """IO types per token (None = outside) to IOB2: each maximal run of one type is one entity."""
-    tags, previous = [], None
-    for kind in types:
-        if kind is None:
-            tags.append("O")
-        else:
-            tags.append(f"I-{kind}" if kind == previous else f"B-{kind}")
-        previous = kind
-    return tags
-
-
-def repair_iob2(tags: list[str]) -> tuple[list[str], int]:
-    """Turn an I- tag that starts an entity into B- (IOB1 or broken IOB2); count the repairs."""
-    fixed, repairs, previous = [], 0, "O"
-    for tag in tags:
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            tag, repairs = "B-" + tag[2:], repairs + 1
-        fixed.append(tag)
-        previous = tag
-    return fixed, repairs
 
 
 def _check_tag(tag: str, types: Iterable[str], path: Path, line: int) -> None:
@@ -516,18 +494,6 @@ def load_conll_path(path: Path) -> NERCorpus:
             corpus.note("dev", f"carved from train: {DEV_FRACTION:.0%} of sentences, seed {DEV_SEED}")
     corpus.types = entity_types(s for split in corpus.splits.values() for s in split)
     return corpus
-
-
-def spans(tags: list[str]) -> list[tuple[str, int, int]]:
-    """Entities of an IOB2 tag sequence as (type, start, end) with `end` exclusive."""
-    found, start, kind = [], None, None
-    for i, tag in enumerate([*tags, "O"]):
-        if start is not None and not (tag.startswith("I-") and tag[2:] == kind):
-            found.append((kind, start, i))
-            start = None
-        if tag.startswith("B-") or (tag.startswith("I-") and start is None):
-            start, kind = i, tag[2:]
-    return found
 
 
 def stats(corpus: NERCorpus) -> dict:

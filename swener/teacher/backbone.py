@@ -29,12 +29,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from swener.atomic import atomic_dir
+from swener.config import REPO_ROOT
 from swener.errors import DataError, SwenerError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 EMBEDDINGS_DIR = Path(os.environ.get("SWENER_EMBEDDINGS", REPO_ROOT / "embeddings"))
 E5_NAME = "e5-small"
-E5_SV_NAME = "e5-small-sv"  # e5-small with its vocabulary trimmed to Swedish use (swener.trim)
+E5_SV_NAME = "e5-small-sv"  # e5-small with its vocabulary trimmed to Swedish use (swener.teacher.trim)
 CONVERTER_VERSION = 1
 
 MODEL_FILE = "e5-small-q4.bin"

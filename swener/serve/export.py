@@ -10,7 +10,7 @@ The folder holds:
 - `tagger.json`: tags, CRF transitions, `<START>`/`<STOP>`, OOV rule, the model card and
   where the model came from (path, sha256).
 
-`swener.onnx_tagger.OnnxTagger` reads it; `swener tag FOLDER` (or `--engine onnx`) uses it.
+`swener.serve.onnx.OnnxTagger` reads it; `swener tag FOLDER` (or `--engine onnx`) uses it.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import warnings
 from pathlib import Path
 
 from swener.atomic import atomic_dir
-from swener.corpora import sha256_of
+from swener.data.corpora import sha256_of
 from swener.errors import SwenerError
-from swener.onnx_tagger import CONFIG_FILE, FORMAT, MODEL_FILE, VECTORS_FILE, default_folder, is_export  # noqa: F401
+from swener.serve.onnx import CONFIG_FILE, FORMAT, MODEL_FILE, VECTORS_FILE, default_folder, is_export  # noqa: F401
 
 VERSION = 1
 OPSET = 17
@@ -32,9 +32,9 @@ def export(tagger, model_path: Path, out: Path) -> Path:
     import numpy as np
     import torch
 
-    from swener.embeddings import CompactFastTextEmbeddings
-    from swener.taggers import StudentTagger
-    from swener.vectors import CompactVectors
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
+    from swener.students.tagger import StudentTagger
+    from swener.vectors.compact import CompactVectors
 
     if not isinstance(tagger, StudentTagger) or not isinstance(tagger.embeddings, CompactFastTextEmbeddings):
         raise SwenerError(f"{model_path}: only swener students (fastText embeddings) can be exported, "
@@ -86,7 +86,7 @@ def export(tagger, model_path: Path, out: Path) -> Path:
 
 def write_variant(tagger, model_path: Path, variant: str, out: Path | None = None) -> Path:
     """`swener export`: the ONNX folder, or a bf16 / int8 student file; returns what was written."""
-    from swener import quantize
+    from swener.serve import quantize
     from swener.atomic import atomic_path
 
     if variant == "onnx":

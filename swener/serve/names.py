@@ -1,6 +1,6 @@
 """Finding and loading trained taggers: by path, or by the short name of a model the Makefile trained.
 
-Short names: `FAMILY` (bilstm-crf, bilstm, cnn, cnn-crf) is the KD student of that family
+Short names: `FAMILY` (a family of `swener.config.FAMILIES`: bilstm-crf, bilstm, cnn, ...) is the KD student of that family
 from the latest full run (max_sentences null), the best seed on dev; `FAMILY-plain` the
 same without KD; `teacher` the latest full teacher. Without a full run the latest run is
 used, with a note on stderr. Listing reads the results.json / training.json files beside
@@ -8,8 +8,6 @@ the models, never the models themselves, so it is quick.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import os
@@ -19,11 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from swener import config
 from swener.errors import SwenerError
 
 log = logging.getLogger("swener")
 
-FAMILIES: tuple[str, ...] = ("bilstm-crf", "bilstm", "cnn", "cnn-crf")  # as swener.taggers.FAMILIES (no torch here)
+FAMILIES: tuple[str, ...] = tuple(config.FAMILIES)
 SHORT_NAMES: tuple[str, ...] = (*FAMILIES, *(f"{f}-plain" for f in FAMILIES), "teacher")
 
 
@@ -75,7 +74,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _licence(corpus: str | None) -> str | None:
-    from swener.corpora import REGISTRY
+    from swener.data.corpora import REGISTRY
 
     source = REGISTRY.get(corpus or "")
     return source.licence if source else None
@@ -208,7 +207,7 @@ def load_tagger(model: str, engine: str = "auto", precision: str = "float32", th
     engine "auto" runs an export folder (`swener export`) with ONNX Runtime and anything else
     with Flair; "onnx" also finds the export beside a .pt file; "flair" never uses ONNX.
     precision (Flair students only): "bf16" predicts under bfloat16 autocast, "int8" applies
-    dynamic int8 quantisation (`swener.quantize`). A missing file or a file that is not a
+    dynamic int8 quantisation (`swener.serve.quantize`). A missing file or a file that is not a
     tagger is a clear SwenerError.
     """
     if engine not in ENGINES:
@@ -217,7 +216,7 @@ def load_tagger(model: str, engine: str = "auto", precision: str = "float32", th
         raise SwenerError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     path = resolve(model)
     if engine != "flair":
-        from swener.onnx_tagger import OnnxTagger, default_folder, is_export
+        from swener.serve.onnx import OnnxTagger, default_folder, is_export
 
         folder = path if is_export(path) else None
         if folder is None and engine == "onnx":
@@ -233,7 +232,7 @@ def load_tagger(model: str, engine: str = "auto", precision: str = "float32", th
             return OnnxTagger(folder, threads=threads)
     tagger = _load_flair(model, path)
     if precision != "float32":
-        from swener.quantize import apply_precision
+        from swener.serve.quantize import apply_precision
 
         tagger = apply_precision(tagger, precision, path)
     return tagger
@@ -246,32 +245,15 @@ def _load_flair(model: str, path: Path):
     if not path.is_file():
         hint = f"; short names are {', '.join(SHORT_NAMES)}" if os.sep not in model and "." not in model else ""
         raise SwenerError(f"{model}: no such model file; give the path of a trained tagger (.pt){hint}")
-    if not zipfile.is_zipfile(path):
-        raise SwenerError(f"{path}: not a tagger (a torch model file is expected); check the path")
-    from swener.quantize import INT8_SUFFIX
+    from swener.serve.quantize import INT8_SUFFIX
 
-    if path.name.endswith(INT8_SUFFIX):
-        from swener.quantize import load_int8
+    if path.name.endswith(INT8_SUFFIX) and zipfile.is_zipfile(path):
+        from swener.serve.quantize import load_int8
 
         return load_int8(path)
-    import flair
+    import swener.students.tagger  # noqa: F401  (StudentTagger: Flair finds a saved model's class by name)
+    import swener.teacher.model  # noqa: F401  (TeacherTagger)
+    import swener.vectors.embeddings  # noqa: F401  (CompactFastTextEmbeddings)
+    from swener.train.saved import load_flair
 
-    import swener.registry  # noqa: F401  (registers swener's Flair classes)
-    import swener.taggers  # noqa: F401  (the student tagger class)
-
-    flair_log = logging.getLogger("flair")
-    level = flair_log.level
-    flair_log.setLevel(logging.CRITICAL)  # on a foreign file flair logs and prints each class it tried
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            tagger = flair.nn.Classifier.load(path)
-    except Exception as err:  # flair raises many kinds on a file that is not one of its models
-        raise SwenerError(f"{path}: not a flair tagger ({type(err).__name__}: {err})") from None
-    finally:
-        flair_log.setLevel(level)
-    from flair.models import SequenceTagger
-
-    if not isinstance(tagger, SequenceTagger):
-        raise SwenerError(f"{path}: a flair model ({type(tagger).__name__}), but not a sequence tagger")
-    tagger.eval()
-    return tagger
+    return load_flair(path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swener import corpora
+from swener.data import corpora
 
 log = logging.getLogger("swener")
 
@@ -19,10 +19,10 @@ def soft_label_speed(teacher_path: Path, corpus_name: str = "webbnyheter2012", s
     import torch
     from flair.data import Sentence
 
-    from swener.models import load_tagger
-    from swener.teacher import log_distributions
+    from swener.teacher.model import load_teacher
+    from swener.teacher.run import log_distributions
 
-    tagger = load_tagger(str(teacher_path))
+    tagger = load_teacher(teacher_path)
     tokens = [s.tokens for s in corpora.load(corpus_name).splits[split][:max_sentences]]
     n_tokens = sum(len(t) for t in tokens)
     variants = {"corpus order, float32 (previous pass)": dict(sort_by_length=False, bf16=False),
@@ -55,8 +55,8 @@ def training_step_probe(configs: list[tuple[str, str, bool, bool]], batches: int
     import flair
     import torch
 
-    from swener import teacher
-    from swener.backbones import resolve_backbone
+    from swener.teacher import run as teacher
+    from swener.teacher.backbone import resolve_backbone
 
     corpus = corpora.load(corpus_name)
     train = corpora.to_flair(corpus).train
@@ -92,7 +92,7 @@ def training_step_probe(configs: list[tuple[str, str, bool, bool]], batches: int
     return rows
 
 
-if __name__ == "__main__":  # python -m swener.teacher_bench: the optimizer-step probe of the README
+if __name__ == "__main__":  # python -m swener.teacher.bench: the optimizer-step probe of the README
     import json
 
     print(json.dumps(training_step_probe([("trimmed, fused AdamW", "e5-small-sv", True, False),

@@ -20,7 +20,7 @@ INT8_SUFFIX = ".int8.pt"
 
 
 def _student(tagger, path: Path | str):
-    from swener.taggers import StudentTagger
+    from swener.students.tagger import StudentTagger
 
     if not isinstance(tagger, StudentTagger):
         raise SwenerError(f"{path}: reduced precision is for swener students, not a {type(tagger).__name__}")
@@ -83,7 +83,7 @@ def load_int8(path: Path | str):
     """Read a file written by `save_int8`: the student skeleton, quantised, with the saved int8 weights."""
     import torch
 
-    from swener.taggers import StudentTagger
+    from swener.students.tagger import StudentTagger, current_key
 
     try:
         with warnings.catch_warnings():
@@ -96,9 +96,12 @@ def load_int8(path: Path | str):
     state = data["flair_state"]
     state["state_dict"] = {**state["state_dict"],
                            **{k: torch.zeros(shape) for k, shape in data["float_shapes"].items()}}
+    int8_state = type(data["int8_state"])((current_key(k), v) for k, v in data["int8_state"].items())
+    int8_state._metadata = type(data["int8_state"]._metadata)(  # module versions, for the quantised loaders
+        (current_key(k + ".")[:-1] if k else k, v) for k, v in data["int8_state"]._metadata.items())
     skeleton = StudentTagger._init_model_with_state_dict(state)
     quantized = quantize_int8(skeleton)
-    missing, unexpected = quantized.load_state_dict(data["int8_state"], strict=False)
-    if unexpected or any(k in data["int8_state"] for k in missing):
+    missing, unexpected = quantized.load_state_dict(int8_state, strict=False)
+    if unexpected or any(k in int8_state for k in missing):
         raise SwenerError(f"{path}: int8 weights do not fit the model ({unexpected or missing})")
     return quantized.eval()

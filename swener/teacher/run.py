@@ -10,8 +10,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from swener import corpora, softlabels
-from swener.softlabels import canonical_tags
+from swener.data import corpora
+from swener.kd import softlabels
+from swener.config import DEFAULT_KBEST, EVAL_CORPORA
+from swener.data.tags import span_dictionary, tagger_tags
+from swener.kd.softlabels import canonical_tags
 
 log = logging.getLogger("swener")
 
@@ -22,7 +25,7 @@ class TeacherSettings:
 
     backbone: str = "e5-small-sv"  # e5-small with its vocabulary trimmed to Swedish use (`swener backbone trim`)
     use_crf: bool = False  # the paper's teacher has no CRF
-    decoding: str = "bioes"  # a softmax head decoded as a BIOES chain (`swener.teacher_tagger`)
+    decoding: str = "bioes"  # a softmax head decoded as a BIOES chain (`swener.teacher.model`)
     subtoken_pooling: str = "first"
     layers: str = "-1"
     learning_rate: float = 5e-5
@@ -40,7 +43,7 @@ def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSet
     """A TeacherTagger (flair SequenceTagger) over fine-tuned transformer embeddings, BIOES tags of `types`."""
     from flair.embeddings import TransformerWordEmbeddings
 
-    from swener.teacher_tagger import TeacherTagger
+    from swener.teacher.model import TeacherTagger
 
     embeddings = TransformerWordEmbeddings(backbone_path, layers=settings.layers, fine_tune=True,
                                            subtoken_pooling=settings.subtoken_pooling, allow_long_sentences=True)
@@ -53,9 +56,9 @@ def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSet
 
 def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_sentences: int | None = None) -> Path:
     """Fine-tune the teacher on a corpus's train split, epochs chosen on dev; returns best-model.pt."""
-    from swener.backbones import resolve_backbone
-    from swener.schedule import DevCurve
-    from swener.train import TrainSettings, fit
+    from swener.teacher.backbone import resolve_backbone
+    from swener.train.curve import DevCurve
+    from swener.train.fit import TrainSettings, fit
 
     corpus = corpora.load(corpus_name)
     tagger = build_teacher(resolve_backbone(settings.backbone), corpus.types, settings)
@@ -65,22 +68,6 @@ def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_se
                              batch_size=settings.batch_size, fine_tune=True, seed=settings.seed,
                              max_sentences=max_sentences, use_amp=settings.use_amp),
                plugins=[curve])
-
-
-def span_dictionary(types: Sequence[str]):
-    """A flair span-label dictionary with the entity types in alphabetical order."""
-    from flair.data import Dictionary
-
-    dictionary = Dictionary(add_unk=False)
-    dictionary.span_labels = True
-    for kind in sorted(types):
-        dictionary.add_item(kind)
-    return dictionary
-
-
-def tagger_tags(tagger) -> list[str]:
-    """The tag names of a tagger's output columns, in its dictionary's order."""
-    return [tagger.label_dictionary.get_item_for_index(i) for i in range(len(tagger.label_dictionary))]
 
 
 def log_distributions(tagger, sentences: list, batch_size: int = 32, bf16: bool = False,
@@ -95,7 +82,7 @@ def log_distributions(tagger, sentences: list, batch_size: int = 32, bf16: bool 
     """
     import torch
 
-    from swener import crf
+    from swener.kd import crf
 
     names = tagger_tags(tagger)
     types = sorted({name[2:] for name in names if name[:2] in ("B-", "I-", "E-", "S-")})
@@ -139,7 +126,7 @@ def log_distributions(tagger, sentences: list, batch_size: int = 32, bf16: bool 
 
 def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[list[str]]:
     """Token lists of the sentences of a raw text file (.txt or .txt.gz), by the swener tokeniser."""
-    from swener.tokenizer import split_sentences
+    from swener.data.tokenizer import split_sentences
 
     opener = gzip.open if path.suffix == ".gz" else open
     sentences: list[list[str]] = []
@@ -172,9 +159,9 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
     """
     from flair.data import Sentence
 
-    from swener.models import load_tagger
+    from swener.teacher.model import load_teacher
 
-    tagger = load_tagger(str(teacher_path))
+    tagger = load_teacher(teacher_path)
     teacher_sha = corpora.sha256_of(teacher_path)
     corpus = corpora.load(corpus_name)
     tags = canonical_tags(sorted({t[2:] for t in tagger_tags(tagger) if t[:2] in ("B-", "S-")}))
@@ -247,7 +234,7 @@ def invalid_bioes(tagger, sentences: list, batch_size: int = 32) -> dict:
     """How many predicted BIOES tag sequences break the scheme, and at how many places."""
     from flair.data import Sentence
 
-    from swener.bioes import invalid_transitions
+    from swener.kd.bioes import invalid_transitions
 
     flair_sentences = [Sentence(s.tokens) for s in sentences]
     tagger.predict(flair_sentences, mini_batch_size=batch_size, label_name="bioes", force_token_predictions=True)
@@ -258,8 +245,8 @@ def invalid_bioes(tagger, sentences: list, batch_size: int = 32) -> dict:
 
 def compare_decodings(tagger, corpus, max_sentences: int | None = None) -> dict:
     """Dev F1 and invalid BIOES sequences of a softmax teacher under each decoding (the choice is made on dev)."""
-    from swener.evaluate import evaluate
-    from swener.teacher_tagger import DECODINGS
+    from swener.eval.evaluate import evaluate
+    from swener.teacher.model import DECODINGS
 
     kept = tagger.decoding
     rows = {}
@@ -277,14 +264,13 @@ def compare_decodings(tagger, corpus, max_sentences: int | None = None) -> dict:
 def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: Path | None = None,
                      max_sentences: int | None = None) -> dict:
     """Score the teacher like a student (scores, counts, cost) and add the soft-label cache's cost."""
-    from swener.evaluate import score_model
-    from swener.models import load_tagger
+    from swener.eval.evaluate import score_model
+    from swener.teacher.model import load_teacher
     from swener.atomic import write_json
-    from swener.students import EVAL_CORPORA
 
     import json
 
-    tagger = load_tagger(str(teacher_path))
+    tagger = load_teacher(teacher_path)
     corpus = corpora.load(corpus_name)
     results = {"model": str(teacher_path), "corpus": corpus_name, "max_sentences": max_sentences,
                "decoding": getattr(tagger, "decoding", "argmax"),
@@ -304,3 +290,35 @@ def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: 
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, results)
     return results
+
+
+def add_teacher_kbest(teacher_path: Path, corpus_name: str, soft_dir: Path, splits: list[str],
+                      k: int = DEFAULT_KBEST) -> list[Path]:
+    """Run the teacher over the cached splits and add its k best paths to `soft_dir/<split>.npz`."""
+    from flair.data import Sentence
+
+    from swener.kd.kbest import teacher_kbest
+    from swener.teacher.model import load_teacher
+
+    if k < 1:
+        raise SwenerError(f"--k must be at least 1, got {k}")
+    teacher_sha = corpora.sha256_of(teacher_path)
+    corpus = corpora.load(corpus_name)
+    jobs = []
+    for split in splits:  # every cache is checked before the teacher is loaded
+        if split not in corpus.splits:
+            raise SwenerError(f"{corpus_name} has no split {split!r}")
+        path = Path(soft_dir) / f"{split}.npz"
+        soft = softlabels.read(path)
+        tokens = [s.tokens for s in corpus.splits[split][:soft.header["sentences"]]]
+        softlabels.validate(soft, path, tokens, split=split, teacher_sha256=teacher_sha, allow_test=True)
+        jobs.append((path, tokens))
+    tagger = load_teacher(teacher_path)
+    written = []
+    for path, tokens in jobs:
+        started = time.perf_counter()
+        results = list(teacher_kbest(tagger, [Sentence(words) for words in tokens], k))
+        softlabels.add_kbest(path, [p for p, _ in results], [s for _, s in results], k)
+        log.info("added the %d best paths to %s (%.1f s)", k, path, time.perf_counter() - started)
+        written.append(path)
+    return written

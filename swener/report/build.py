@@ -1,7 +1,7 @@
 """The experiment's report: which student families gain from KD, by how much, at what cost.
 
 Reads the students' `results.json` files (models/<family>/<plain|kd>/<settings>/seed-N/,
-written by swener.students) and the teacher's `teacher.json` (`swener teacher evaluate`:
+written by swener.students.run) and the teacher's `teacher.json` (`swener teacher evaluate`:
 the same scores/counts/cost keys plus the soft-label cache's cost), and writes REPORT.md,
 results.json and two PNG plots. Every number in REPORT.md and in the plots comes from the
 summary that results.json holds.
@@ -22,7 +22,7 @@ import numpy as np
 
 from swener.atomic import atomic_path, write_text
 from swener.errors import DataError, SwenerError
-from swener.scoring import f1_from_counts
+from swener.eval.scoring import f1_from_counts
 
 KD_ONLY = ("alpha", "alpha_end", "temperature", "kd_target", "transfer_text", "transfer_sentences")  # meaningless for plain runs
 VERDICTS = ("benefits", "hurts", "no clear effect")

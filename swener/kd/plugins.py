@@ -8,7 +8,7 @@ sum at `max_grad_norm`), their ratio and the norm of their sum. It measures on i
 forward pass under a forked random state (the same dropout masks as the training step, and
 training's random stream left as it was) and never touches `.grad`, so a run with the
 probes trains exactly as one without; it plots the norms per epoch to `gradient_norms.png`
-in the training folder. Both plugins give `training_record()`, which `swener.train.fit` adds
+in the training folder. Both plugins give `training_record()`, which `swener.train.fit.fit` adds
 to the run's training.json.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from flair.trainers.plugins.base import TrainerPlugin
 
-from swener.recipe import GRADIENT_PROBES, alpha_at
+from swener.config import GRADIENT_PROBES, alpha_at
 MAX_GRAD_NORM = 5.0  # Flair's ModelTrainer default, which swener's fit keeps
 
 
