@@ -93,7 +93,7 @@ def test_grid_on_local_ray_matches_the_make_route(tmp_path, tiny_backbone, tiny_
     """Tiny profile: Make, then the grid on a local Ray (teacher and caches shared) with a killed run retried;
     the same folders and F1; a second call does nothing; a run that keeps dying fails without a finished folder."""
     pytest.importorskip("ray")
-    from swener import corpora
+    from swener.data import corpora
 
     emb = tmp_path / "emb-tiny"
     emb.mkdir()

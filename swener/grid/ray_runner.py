@@ -8,7 +8,7 @@ in the grid's folder, its output in `logs/grid/<step>.log`, and is retried at mo
 times by Ray when the command fails or its worker dies. A command killed mid-way leaves no
 finished-looking folder: the commands write `<out>.partial` and swap it in at the end
 (swener.train), and the child process dies with its worker (PR_SET_PDEATHSIG on Linux).
-Ctrl-C cancels the running tasks (their commands get SIGTERM, then SIGKILL) and shuts Ray
+Ctrl-C (or SIGTERM) cancels the running tasks (their commands get SIGTERM, then SIGKILL) and shuts Ray
 down; a rerun resumes from the finished targets.
 """
 from __future__ import annotations
@@ -201,7 +201,7 @@ def execute(step: Step, root: str, log: str, env: dict, fault: Fault | None) -> 
                 _stop(proc)
                 raise
             if code != 0:
-                raise StepFailed(f"`{shlex.join(command)}` exited with {code} (log {log_file})")
+                raise StepFailed(f"`{_short(command)}` exited with {code} (log {log_file})")
     seconds = time.time() - started
     result = {"seconds": seconds, "started": started, "attempt": attempt, "node": socket.gethostname()}
     if step.kind == "student":
@@ -299,6 +299,13 @@ def run_grid(plan: Plan, root: Path, *, address: str | None = None, cpus: int | 
                     del waiting[target]
                     block_dependents(target)
 
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+
+        try:  # a scheduler's SIGTERM stops the grid as Ctrl-C does (main thread only)
+            previous = signal.signal(signal.SIGTERM, stop)
+        except ValueError:
+            previous = None
         try:
             submit_ready()
             while running:
@@ -334,6 +341,9 @@ def run_grid(plan: Plan, root: Path, *, address: str | None = None, cpus: int | 
             for o in outcome.values():
                 if o.status == "waiting":
                     o.status = "cancelled"
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     finally:
         ray.shutdown()
         summary.wall_seconds = time.time() - started
@@ -346,6 +356,12 @@ def _threads(step: Step, plan: Plan, teacher_cpus: int) -> float:
     if step.kind in TEACHER_KINDS or step.kind == "embeddings":
         return float(teacher_cpus)
     return 1.0
+
+
+def _short(command: tuple[str, ...], limit: int = 400) -> str:
+    """The command on one line (at most `limit` characters)."""
+    text = " ".join(shlex.join(command).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _attempts(log: Path) -> int:
