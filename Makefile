@@ -9,14 +9,19 @@ CORPUS ?= webbnyheter2012
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-# Profiles: QUICK=1 is a slice of the corpus, few epochs and 2 seeds (about 15 minutes);
-# the default is the full run. Every output path carries the settings that made it.
+# Profiles: QUICK=1 is a miniature of the full run (about 25 minutes from a clean clone on 2
+# cores): the whole train split, the untrimmed backbone with its vocabulary table frozen (no
+# trimming pass), a 1-epoch teacher, two families for 3 epochs, one seed. The default is the
+# full run. Every output path carries the settings that made it.
 ifeq ($(QUICK),1)
 PROFILE := quick
-MAX_SENTENCES ?= 500
+MAX_SENTENCES ?= all
+BACKBONE ?= e5-small
+TEACHER_FREEZE ?= 1
 TEACHER_EPOCHS ?= 1
 STUDENT_EPOCHS ?= 3
-SEEDS ?= 1 2
+SEEDS ?= 1
+FAMILIES ?= bilstm-crf bilstm
 else
 PROFILE := full
 MAX_SENTENCES ?= all
@@ -45,7 +50,7 @@ TEACHER_ID := $(CORPUS)/$(notdir $(BACKBONE))$(if $(filter 1,$(TEACHER_FREEZE)),
 TEACHER := models/teacher/$(TEACHER_ID)/best-model.pt
 SOFT_DIR := softlabels/$(TEACHER_ID)
 
-.PHONY: install test test-all stats clean-venv teacher soft-labels
+.PHONY: install test test-all lint format stats clean-venv teacher soft-labels
 
 $(BIN)/swener: $(ROOT)setup.cfg $(ROOT)pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -55,9 +60,17 @@ $(BIN)/swener: $(ROOT)setup.cfg $(ROOT)pyproject.toml
 
 install: $(BIN)/swener
 
-# The test command of the README and CI: everything but the tests marked slow.
-test: install
+# The test command of the README and CI: the linter, then everything but the tests marked slow.
+test: install lint
 	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# ruff, configured in pyproject.toml: pyflakes, pycodestyle, import order, type hints where cheap
+lint: install
+	$(BIN)/ruff check $(ROOT)swener $(ROOT)tests $(ROOT)swener_cli.py
+
+# the formatter (pyproject.toml), applied on demand; CI does not check it
+format: install
+	$(BIN)/ruff format $(ROOT)swener $(ROOT)tests $(ROOT)swener_cli.py
 
 test-all: install
 	$(BIN)/python -m pytest -q tests
@@ -140,8 +153,8 @@ $(EMB_DIR)/manifest.json: | $(BIN)/swener $(EMB_TEXT) $(EMB_NER)
 embeddings: $(EMB_DIR)/manifest.json
 
 # ----- students: each family plain and with KD, same seeds, everything else equal -----
-# every family of the encoder registry (swener/config.py); QUICK=1 keeps to bilstm-crf bilstm cnn cnn-crf
-FAMILIES ?= $(shell $(RECIPE_PY) -I $(ROOT)swener/config.py families $(if $(filter 1,$(QUICK)),--quick))
+# the full run: every family of the encoder registry (swener/config.py; QUICK=1 sets its two above)
+FAMILIES ?= $(shell $(RECIPE_PY) -I $(ROOT)swener/config.py families)
 STUDENT_LR ?= 0.1
 STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR)-n$(MAX_SENTENCES)
 # The KD recipe: for each family its alpha (START:END anneals it over the epochs), T, KD target
@@ -206,6 +219,22 @@ $(1): results/$(PROFILE)/$(STUDENT_SET)/$(1)/REPORT.md
 endef
 $(foreach f,$(FAMILIES),$(eval $(call family_rules,$(f))))
 students: $(STUDENT_RESULTS)
+
+# ----- KD recipe sweeps on dev (never test): one factor at a time around SWEEP_BASE -----
+# `make sweep SWEEP_FAMILY=bilstm SWEEP_VARY="alpha=0.1,0.9 temperature=2"`: trials in
+# models/sweeps/<teacher>/<student set>/<family>/, the table in results/<profile>/sweeps/<family>.json
+# (and .md); finished trials are read back. A transfer_text factor needs its cache in SOFT_DIR.
+SWEEP_FAMILY ?= bilstm-crf
+SWEEP_BASE ?= --alpha 0.5 --temperature 1 --kd-target marginals
+SWEEP_VARY ?= alpha=0.1,0.3,0.9 temperature=2,4
+SWEEP_SEEDS ?= 1
+SWEEP_TABLE ?= results/$(PROFILE)/sweeps/$(SWEEP_FAMILY).json
+.PHONY: sweep
+sweep: $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz | $(BIN)/swener
+	$(BIN)/swener sweep --family $(SWEEP_FAMILY) --corpus $(CORPUS) --embeddings $(EMB_DIR) --soft-labels $(SOFT_DIR) \
+		--recipe $(RECIPE) $(SWEEP_BASE) $(foreach v,$(SWEEP_VARY),--vary $(v)) --seeds $(SWEEP_SEEDS) \
+		--epochs $(STUDENT_EPOCHS) --threads $(STUDENT_THREADS) $(MAXS_OPT) --root models/sweeps/$(TEACHER_ID)/$(STUDENT_SET) \
+		--table $(SWEEP_TABLE)
 
 # ----- embeddings study: subword vs zero vectors for OOV words (plain BiLSTM-CRF, OOV_SEEDS seeds) -----
 oov_zero_result = models/bilstm-crf/plain/$(STUDENT_SET)-oovzero/seed-$(1)/results.json

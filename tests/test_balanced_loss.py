@@ -10,13 +10,13 @@ import torch
 from click.testing import CliRunner
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
+from swener import config
 from swener.data import corpora
 from swener.kd import loss as kd
-from swener import config
 from swener.kd import softlabels
-from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.kd.plugins import term_gradient_norms
 from swener.students.tagger import build_student
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 TAGS = softlabels.canonical_tags(("LOC", "MISC", "ORG", "PER"))
 
@@ -164,10 +164,12 @@ def test_bad_alpha_option_is_one_error_line(tmp_path):
 
     result = CliRunner().invoke(main, ["train", "--family", "cnn", "--embeddings", str(tmp_path), "--out",
                                        str(tmp_path / "run"), "--alpha", "0.9:x"])
-    assert result.exit_code == 2 and "alpha must be a number in [0, 1] or START:END" in result.output
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "error: alpha must be a number in [0, 1] or START:END (e.g. 0.9:0.1), got '0.9:x'"]  # one line, at parse time
     result = CliRunner().invoke(main, ["train", "--family", "cnn", "--embeddings", str(tmp_path), "--out",
                                        str(tmp_path / "run"), "--temperature", "0"])
-    assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("error: temperature")
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "error: temperature must be a positive number, got 0.0"]
 
 
 def _cache(tmp_path, corpus, n):

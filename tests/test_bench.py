@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import swener  # noqa: F401
-from swener.serve import bench
 from swener.data import corpora
 from swener.eval import evaluate
-from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.eval.scoring import score
+from swener.serve import bench
 from swener.students.tagger import build_student
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 FIELDS = {"name", "family", "variant", "tokens_per_second", "spread", "latency_ms", "peak_rss_mb", "size_bytes", "f1"}
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from swener.data import corpora
+from swener.data import corpora, readers
 from swener.data.tags import io_to_iob2, repair_iob2, spans
 from swener.errors import DataError
 
@@ -102,14 +102,14 @@ def _bad(tmp_path: Path, content: bytes) -> Path:
 ])
 def test_uner_bad_input_names_file_and_line(tmp_path, content, message):
     with pytest.raises(DataError, match=message):
-        corpora.read_uner(_bad(tmp_path, content), ("PER", "LOC", "ORG"), [])
+        readers.read_uner(_bad(tmp_path, content), [], ("PER", "LOC", "ORG"))
 
 
 def test_webbnyheter_wrong_columns(tmp_path):
     path = tmp_path / "train_corpus.txt"
     path.write_text("Anna PER\nbor\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"train_corpus.txt:2: expected 2 columns"):
-        corpora.read_webbnyheter(path, [])
+        readers.read_webbnyheter(path, [])
 
 
 def test_checksum_mismatch_and_missing(tmp_path, monkeypatch):

@@ -12,8 +12,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from swener.vectors import embeddings as emb  # noqa: E402
 from swener.errors import DataError, SwenerError  # noqa: E402
+from swener.files import sha256_of  # noqa: E402
+from swener.vectors import checks, training  # noqa: E402
+from swener.vectors import embeddings as emb  # noqa: E402
+from swener.vectors import files as vector_files  # noqa: E402
+from swener.vectors import settings as vector_settings  # noqa: E402
+from swener.vectors import text as vector_text  # noqa: E402
 
 NAMES = ["Anna", "Erik", "Maria", "Lars", "Karin", "Johan"]
 PLACES = ["Stockholm", "Göteborg", "Malmö", "Uppsala", "Lund", "Umeå"]
@@ -65,8 +70,8 @@ TINY = dict(dim=16, epochs=3, min_count=2, bucket=5000, max_words=1000, max_ngra
 
 @pytest.fixture(scope="module")
 def trained(data) -> Path:
-    settings = emb.TrainSettings(ner_train=(str(data["ner"]),), **TINY)
-    return emb.train(settings, texts=[data["text"]], out=data["root"] / "emb" / settings.name(),
+    settings = vector_settings.VectorSettings(ner_train=(str(data["ner"]),), **TINY)
+    return training.train(settings, texts=[data["text"]], out=data["root"] / "emb" / settings.name(),
                      report=lambda _: None, check_splits=((str(data["ner"]), ("train", "test")),))
 
 
@@ -76,33 +81,34 @@ def test_training_writes_vectors_and_manifest(trained, data):
     assert not list(trained.parent.glob(".*.tmp")), "temporary folder left behind"
     assert manifest["vocabulary_size"] > 20
     assert manifest["token_count"] == manifest["training_text"]["tokens"] > 4000
-    assert manifest["sources"][0]["sha256"] == emb.corpora.sha256_of(data["text"])
+    assert manifest["sources"][0]["sha256"] == sha256_of(data["text"])
     assert manifest["training_text"]["ner_train"][0]["split"] == "train"
     assert manifest["words_per_second"] > 0 and manifest["seconds"]["training"] >= 0
     assert manifest["parameters"]["dim"] == 16
     oov = manifest["intrinsic"]["oov"]
     assert set(oov) == {f"{data['ner']}/train", f"{data['ner']}/test"}
-    assert set(manifest["intrinsic"]["neighbours"]) == set(emb.PROBES)
-    vectors = emb.load_vectors(trained)
+    assert set(manifest["intrinsic"]["neighbours"]) == set(checks.PROBES)
+    vectors = vector_files.load_vectors(trained)
     assert "Stockholm" in vectors.index and "5000" in vectors.index  # "5 000" is one token, spaces removed
     assert vectors.find("Testordsstaden") is None, "test-split text leaked into the training text"
     assert np.array_equal(vectors.vector("STOCKHOLM"), vectors.vector("Stockholm"))
 
 
 def test_sample_option_and_names(data, tmp_path):
-    assert emb.parse_sample("0.1") == 0.1 and emb.parse_sample("2M") == 2e6 and emb.parse_sample("500k") == 5e5
+    parse = vector_settings.parse_sample
+    assert parse("0.1") == 0.1 and parse("2M") == 2e6 and parse("500k") == 5e5
     with pytest.raises(SwenerError):
-        emb.parse_sample("lots")
-    settings = emb.TrainSettings(sample=0.3, ner_train=(), **TINY)
-    assert settings.name().endswith("-sample0.3") and settings.name() != emb.TrainSettings(**TINY).name()
-    assert emb.TrainSettings().name() == "cbow-d100-e5"
-    out = emb.train(settings, texts=[data["text"]], out=tmp_path / "s", report=lambda _: None, check_splits=())
+        vector_settings.parse_sample("lots")
+    settings = vector_settings.VectorSettings(sample=0.3, ner_train=(), **TINY)
+    assert settings.name().endswith("-sample0.3") and settings.name() != vector_settings.VectorSettings(**TINY).name()
+    assert vector_settings.VectorSettings().name() == "cbow-d100-e5"
+    out = training.train(settings, texts=[data["text"]], out=tmp_path / "s", report=lambda _: None, check_splits=())
     info = json.loads((out / "manifest.json").read_text())["training_text"]
     assert 0.15 < info["lines"] / 400 < 0.45
 
 
 def test_oov_subword_vectors_nonzero_and_deterministic(trained):
-    vectors = emb.load_vectors(trained)
+    vectors = vector_files.load_vectors(trained)
     word = "Stockholmsresan"
     assert vectors.find(word) is None
     first = emb.CompactFastTextEmbeddings(trained)
@@ -162,7 +168,7 @@ def test_facebook_bin_loading(data, tmp_path):
     model = _tiny_gensim_model(data)
     path = tmp_path / "tiny.bin"
     save_facebook_model(model, str(path))
-    vectors = emb.load_vectors(path)
+    vectors = vector_files.load_vectors(path)
     assert vectors.dim == 12 and vectors.minn == 3 and vectors.maxn == 5 and vectors.bucket == 3000
     assert len(vectors.words) == len(model.wv.index_to_key) and vectors.ngram_ids.size > 0
     for word in ("Stockholm", "regeringen"):
@@ -171,7 +177,7 @@ def test_facebook_bin_loading(data, tmp_path):
     assert oov not in model.wv.key_to_index
     ours, theirs = vectors.vector(oov), model.wv[oov]
     assert ours @ theirs / (np.linalg.norm(ours) * np.linalg.norm(theirs)) > 0.9
-    out = emb.import_pretrained(path, out=tmp_path / "imported", report=lambda _: None, check_splits=())
+    out = training.import_pretrained(path, out=tmp_path / "imported", report=lambda _: None, check_splits=())
     assert json.loads((out / "manifest.json").read_text())["kind"] == "pretrained"
     assert float(np.abs(emb.CompactFastTextEmbeddings(out)._oov_vector(oov).numpy()).sum()) > 0
 
@@ -179,39 +185,39 @@ def test_facebook_bin_loading(data, tmp_path):
 def test_vec_loading(tmp_path):
     path = tmp_path / "tiny.vec"
     path.write_text("3 4\nkung 1 0 0 0\ndrottning 0.9 0.1 0 0\nVolvo 0 0 1 0.5\n", encoding="utf-8")
-    vectors = emb.load_vectors(path)
+    vectors = vector_files.load_vectors(path)
     assert vectors.words == ["kung", "drottning", "Volvo"] and vectors.dim == 4
     assert np.allclose(vectors.vector("Volvo"), [0, 0, 1, 0.5])
     assert vectors.nearest("kung", 1)[0][0] == "drottning"
     assert not vectors.vector("okänt").any(), "a .vec has no n-grams: OOV words get zeros"
     headerless = tmp_path / "noheader.vec"
     headerless.write_text("kung 1 0\nVolvo 0 1\n", encoding="utf-8")
-    assert emb.load_vectors(headerless).words == ["kung", "Volvo"]
+    assert vector_files.load_vectors(headerless).words == ["kung", "Volvo"]
 
 
 def test_clear_errors_for_missing_and_wrong_files(tmp_path):
     with pytest.raises(DataError, match="no such file"):
-        emb.load_vectors(tmp_path / "missing.bin")
+        vector_files.load_vectors(tmp_path / "missing.bin")
     fake_bin = tmp_path / "fake.bin"
     fake_bin.write_bytes(b"\x00\x01\x02\x03not a model")
     with pytest.raises(DataError, match="not a Facebook fastText .bin"):
-        emb.load_vectors(fake_bin)
+        vector_files.load_vectors(fake_bin)
     bad_vec = tmp_path / "bad.vec"
     bad_vec.write_text("2 3\nkung 1 0 0\nVolvo 1 x 0\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.vec:3: expected numbers"):
-        emb.load_vectors(bad_vec)
+        vector_files.load_vectors(bad_vec)
     short = tmp_path / "short.vec"
     short.write_text("2 3\nkung 1 0\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"short.vec:2: expected a word and 3 numbers"):
-        emb.load_vectors(short)
+        vector_files.load_vectors(short)
     binary_vec = tmp_path / "binary.vec"
     binary_vec.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(DataError, match="not a UTF-8 text file"):
-        emb.load_vectors(binary_vec)
+        vector_files.load_vectors(binary_vec)
     with pytest.raises(DataError, match="not a swener embeddings folder"):
-        emb.load_vectors(tmp_path)
+        vector_files.load_vectors(tmp_path)
     with pytest.raises(DataError, match="no such text file"):
-        emb.text_sources([tmp_path / "nope.txt.gz"])
+        vector_text.text_sources([tmp_path / "nope.txt.gz"])
 
 
 def test_cli_pretrained_error_is_one_line(tmp_path):

@@ -13,15 +13,14 @@ from click.testing import CliRunner
 from flair.data import Sentence
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener.data import corpora
-from swener.serve import export
-from swener.serve import names as models
-from swener.serve import quantize
 from swener.cli import main
-from swener.vectors.embeddings import CompactFastTextEmbeddings
+from swener.data import corpora
 from swener.errors import SwenerError
+from swener.serve import export, quantize
+from swener.serve import names as models
 from swener.serve.onnx import OnnxTagger
 from swener.students.tagger import build_student
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 pytest.importorskip("onnxruntime")
 
@@ -55,6 +54,9 @@ def _train(family, vectors, corpus, steps=0):
     return tagger.eval()
 
 
+EXPORTED = ("bilstm-crf", "cnn", "window-crf", "idcnn")  # every encoder, both heads
+
+
 @pytest.fixture(scope="module")
 def corpus():
     return corpora.load("webbnyheter2012")
@@ -62,9 +64,9 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def exported(tiny_vectors, corpus, tmp_path_factory):
-    """A tiny BiLSTM-CRF and a CNN student (best-model.pt), each exported beside itself."""
+    """Tiny students of each encoder (best-model.pt), each exported beside itself."""
     folders = {}
-    for family in ("bilstm-crf", "cnn"):
+    for family in EXPORTED:
         folder = tmp_path_factory.mktemp(family)
         _train(family, tiny_vectors, corpus).save(folder / "best-model.pt")
         tagger = models.load_tagger(str(folder / "best-model.pt"))
@@ -80,7 +82,7 @@ def _spans(tagger, tokens):
             for s in sentences]
 
 
-@pytest.mark.parametrize("family", ["bilstm-crf", "cnn"])
+@pytest.mark.parametrize("family", EXPORTED)
 def test_export_gives_the_flair_models_tags(family, exported, corpus):
     from swener.data.tags import bioes_spans
 

@@ -5,7 +5,6 @@ the Make route is the slow test in test_grid.py.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -97,5 +96,5 @@ def test_ctrl_c_stops_the_running_command_and_a_rerun_resumes(tmp_path):
     assert "interrupted" in out
     assert (tmp_path / "runs" / "quick" / "results.json").is_file()
     assert not (tmp_path / "runs" / "slow").exists()  # stopped: nothing that looks finished
-    children = subprocess.run(["pgrep", "-f", f"runs/slow 120"], capture_output=True, text=True).stdout.split()
+    children = subprocess.run(["pgrep", "-f", "runs/slow 120"], capture_output=True, text=True).stdout.split()
     assert children == [], "the stopped command is still running"

@@ -21,10 +21,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from swener.cli import main
 from swener.data import corpora
 from swener.kd import softlabels
 from swener.train import fit as train
-from swener.cli import main
 
 BIN = Path(sys.executable).parent / "swener"
 N = 30  # sentences of the test caches and students
@@ -245,8 +245,8 @@ def test_an_empty_cache_on_the_real_command_line_is_not_aborted(tmp_path, tiny_v
 @pytest.fixture(scope="module")
 def student(tiny_vectors, tmp_path_factory, corpus) -> Path:
     """A tiny, untrained BiLSTM student saved as best-model.pt."""
-    from swener.vectors.embeddings import CompactFastTextEmbeddings
     from swener.students.tagger import build_student
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
 
     flair.set_seed(1)
     tagger = build_student("bilstm", CompactFastTextEmbeddings(tiny_vectors), corpus.types, hidden_size=8,
@@ -406,8 +406,8 @@ def test_a_killed_rerun_leaves_the_old_run_or_the_new_one(tmp_path, tiny_vectors
 
 def test_runs_being_swapped_in_are_never_picked(tmp_path, student):
     """A killed run's `seed-N.partial` (already scored) and `seed-N.old` are no model for `swener models`/`report`."""
-    from swener.serve import names as models
     from swener import report
+    from swener.serve import names as models
 
     def fake(folder: Path, seed: int, dev: float) -> None:
         folder.mkdir(parents=True)

@@ -9,15 +9,14 @@ import torch
 from flair.data import Sentence
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
-from swener.kd import bioes
 from swener.data import corpora
-from swener.kd import crf
-from swener.kd import loss as kd
-from swener.kd import softlabels
-from swener.vectors.embeddings import CompactFastTextEmbeddings
 from swener.errors import DataError, SwenerError
+from swener.files import sha256_of
+from swener.kd import bioes, crf, softlabels
+from swener.kd import loss as kd
 from swener.kd.kbest import teacher_kbest
 from swener.students.tagger import attach_soft_labels, build_student
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 # 3 real tags + <START> + <STOP>, as in Flair's CRF layout
 NUM_TAGS, START, STOP = 5, 3, 4
@@ -213,7 +212,7 @@ def test_add_teacher_kbest_adds_the_teachers_paths_to_its_cache(tmp_path, corpus
     rng = np.random.default_rng(5)
     dists = [np.log(rng.dirichlet(np.ones(len(TAGS)), size=len(t))) for t in tokens]
     path = softlabels.write(tmp_path / "soft" / "train.npz", dists, tags=TAGS, tokens=tokens,
-                            teacher_sha256=corpora.sha256_of(model), corpus="webbnyheter2012", split="train")
+                            teacher_sha256=sha256_of(model), corpus="webbnyheter2012", split="train")
     assert add_teacher_kbest(model, "webbnyheter2012", tmp_path / "soft", ["train"], k=2) == [path]
     soft = softlabels.read(path)
     expected = list(teacher_kbest(flair.nn.Classifier.load(model), [Sentence(t) for t in tokens], k=2))

@@ -12,9 +12,9 @@ import swener  # noqa: F401  (registers StudentTagger for flair's loader)
 from swener.data import corpora
 from swener.data.tags import bioes_spans
 from swener.kd import decoding
+from swener.students.tagger import FAMILIES, build_student
 from swener.vectors import compact as vectors
 from swener.vectors.embeddings import CompactFastTextEmbeddings
-from swener.students.tagger import FAMILIES, build_student
 
 ODD_TOKENS = ["Testordsstaden", "STOCKHOLM", "5 000", "xyzzyq", "Ödeshögsbo", "😀", "EU-kommissionen"]
 
@@ -66,8 +66,8 @@ def test_same_tensors_emissions_loss_and_gradients_as_flair(family, corpus, tiny
     # the CRF loss is summed in another order (crf_loss.crf_nll): equal up to float rounding
     assert lean_loss == pytest.approx(flair_loss, rel=1e-6) and flair_n == lean_n and flair_loss > 0
     # gradients equal up to float32 rounding, measured against each tensor's largest entry
-    assert len(flair_g) == len(lean_g) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-6 * max(1.0, float(a.abs().max())))
-                                               for a, b in zip(flair_g, lean_g))
+    assert len(flair_g) == len(lean_g) and all(
+        torch.allclose(a, b, rtol=1e-4, atol=1e-6 * max(1.0, float(a.abs().max()))) for a, b in zip(flair_g, lean_g))
     # the second epoch reads the ids and gold tags kept on the sentences: still the same loss
     assert loss_and_grads()[0] == lean_loss
 

@@ -18,12 +18,15 @@ def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
     shutil.copy(tiny_vectors, emb / "vectors.npz")
     (emb / "manifest.json").write_text("{}")
     variables = [f"VENV={sys.prefix}", "QUICK=1", "MAX_SENTENCES=30", "TEACHER_EPOCHS=1", "TEACHER_BATCH=8",
-                 "STUDENT_EPOCHS=1", "SEEDS=1", "FAMILIES=cnn", "STUDENT_THREADS=1",
+                 "STUDENT_EPOCHS=1", "SEEDS=1", "FAMILIES=cnn window-crf idcnn", "STUDENT_THREADS=1",
                  f"BACKBONE={tiny_backbone}", f"EMB_DIR={emb}"]
     env = {**os.environ, "SWENER_DATA": str(corpora.data_root()), "OMP_NUM_THREADS": "1"}
 
     def make(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["make", "-f", str(ROOT / "Makefile"), *variables, *args], cwd=tmp_path, env=env,
+        # -o: never remake the venv that runs this test (a checkout's setup.cfg newer than its bin/swener
+        # would otherwise reinstall swener into it, from this checkout)
+        return subprocess.run(["make", "-f", str(ROOT / "Makefile"), "-o", f"{sys.prefix}/bin/swener", *variables,
+                               *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
 
     full_report = tmp_path / "results" / "REPORT.md"  # a full run's headline report: a quick run never replaces it
@@ -37,11 +40,15 @@ def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["REPORT.md", "quick"]
     assert "**Profile: quick**" in (tmp_path / "results" / "quick" / "REPORT.md").read_text()
     assert json.loads((tmp_path / "results" / "quick" / "results.json").read_text())["profile"] == "quick"
-    teacher_id = f"webbnyheter2012/{tiny_backbone.name}-bioes-ep1-p2-lr5e-5-b8-n30"
+    teacher_id = f"webbnyheter2012/{tiny_backbone.name}-fz-bioes-ep1-p2-lr5e-5-b8-n30"  # QUICK freezes the table
     assert (tmp_path / "models" / "teacher" / teacher_id / "best-model.pt").is_file()
     assert (tmp_path / "softlabels" / teacher_id / "train.npz").is_file()
     student_set = "webbnyheter2012-emb-tiny-ep1-lr0.1-n30"
-    assert (tmp_path / "models" / "cnn" / "plain" / student_set / "seed-1" / "results.json").is_file()
+    for family in ("cnn", "window-crf", "idcnn"):  # the new encoders' families train, plain and with KD
+        for run in ("plain", "kd"):
+            assert len(list((tmp_path / "models" / family / run).glob("*/seed-1/results.json"))) == 1, (family, run)
+    summary = json.loads((tmp_path / "results" / "quick" / "results.json").read_text())
+    assert "window-crf" in json.dumps(summary) and "idcnn" in json.dumps(summary)
 
     assert make("-q", "experiment").returncode == 0  # everything up to date: a rerun does nothing
 

@@ -16,11 +16,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_committed_recipe_covers_every_family_with_the_defaults():
     data = json.loads(config.DEFAULT_RECIPE.read_text())
-    assert set(data["families"]) == set(FAMILIES)
+    assert set(data["families"]) <= set(FAMILIES) and "default" in data  # a family it does not list: the default
     for family in FAMILIES:
         found = config.load(config.DEFAULT_RECIPE, family)
         assert (found.alpha, found.temperature, found.kd_target) == (
             config.DEFAULT_ALPHA, config.DEFAULT_TEMPERATURE, config.DEFAULT_KD_TARGET)
+
+
+def test_a_family_the_recipe_does_not_list_takes_its_default_or_is_an_error(tmp_path):
+    listed = {"cnn": {"alpha": 0.3}}
+    path = tmp_path / "with-default.json"
+    path.write_text(json.dumps({"families": listed, "default": {"alpha": 0.7, "temperature": 3}}))
+    assert config.load(path, "cnn").alpha == 0.3
+    assert (config.load(path, "window").alpha, config.load(path, "window").temperature) == (0.7, 3)
+    path.write_text(json.dumps({"families": listed, "default": {"temperature": -1}}))
+    with pytest.raises(config.RecipeError, match="the default .*temperature must be a positive number"):
+        config.load(path, "window")
+    with pytest.raises(config.RecipeError, match='no recipe for family .window. .* and no "default"'):
+        config.load(_write(tmp_path, listed), "window")
 
 
 def _write(tmp_path, families, name="mine.json"):
@@ -60,7 +73,8 @@ def test_swener_recipe_prints_make_variables(tmp_path):
 
 def _make_dry(tmp_path, *variables):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), f"VENV={sys.prefix}", "SEEDS=1",
+    return subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), "-o", f"{sys.prefix}/bin/swener",
+                           f"VENV={sys.prefix}", "SEEDS=1",
                            f"RECIPE_PY={sys.executable}", *variables, "students"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 

@@ -6,7 +6,6 @@ import pytest
 
 from swener.eval.scoring import paired_bootstrap, restrict_types, score
 
-
 GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O", "B-PER"]]
 
 

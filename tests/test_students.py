@@ -7,10 +7,10 @@ import pytest
 
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
 from swener.data import corpora
-from swener.kd import softlabels
-from swener.teacher import run as teacher
 from swener.errors import SwenerError
+from swener.kd import softlabels
 from swener.students.run import StudentSettings, train_student
+from swener.teacher import run as teacher
 
 
 class _Forbidden:

@@ -2,10 +2,10 @@
 import json
 
 import pytest
-
-from swener import sweep
-from swener.errors import SwenerError
 from test_students import _cache, no_teacher  # noqa: F401  (fixture)
+
+from swener.errors import SwenerError
+from swener.students import sweep
 
 
 def _base(**changes) -> sweep.Trial:

@@ -8,8 +8,13 @@ from flair.data import Sentence
 import swener  # noqa: F401  (registers StudentTagger for flair's loader)
 from swener.data import corpora
 from swener.kd import softlabels
+from swener.students.tagger import (
+    FAMILIES,
+    StudentTagger,
+    attach_soft_labels,
+    build_student,
+)
 from swener.vectors.embeddings import CompactFastTextEmbeddings
-from swener.students.tagger import FAMILIES, StudentTagger, attach_soft_labels, build_student
 
 TAGS = softlabels.canonical_tags(("LOC", "MISC", "ORG", "PER"))
 
@@ -109,7 +114,8 @@ def test_transfer_sentences_only_count_in_the_soft_term(data, tiny_vectors):
 def test_attach_checks_lengths_and_teacher_is_needed(data, tiny_vectors, tmp_path):
     corpus, flair_corpus = data
     train = list(flair_corpus.train)[:5]
-    path = softlabels.write(tmp_path / "train.npz", _soft_for(train), tags=TAGS, tokens=[[t.text for t in s] for s in train],
+    tokens = [[t.text for t in s] for s in train]
+    path = softlabels.write(tmp_path / "train.npz", _soft_for(train), tags=TAGS, tokens=tokens,
                             teacher_sha256="x", corpus="webbnyheter2012", split="train")
     with pytest.raises(ValueError, match="6 sentences but 5"):
         attach_soft_labels(list(flair_corpus.train)[:6], softlabels.read(path))

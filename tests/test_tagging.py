@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from swener.cli import main
 from swener.data import corpora
+from swener.errors import DataError, SwenerError
 from swener.serve import names as models
 from swener.serve import tagging
-from swener.cli import main
-from swener.vectors.embeddings import CompactFastTextEmbeddings
-from swener.errors import DataError, SwenerError
 from swener.students.tagger import build_student
+from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 
 class CapitalTagger:
@@ -254,7 +254,8 @@ def _fake_run(root: Path, model: Path, family: str, kind: str, run: str, seed: i
         "settings": {"family": family, "alpha": 0.5 if kind == "kd" else 0.0, "temperature": 2.0, "seed": seed,
                      "max_sentences": max_sentences},
         "corpus": "webbnyheter2012", "soft_labels": "softlabels/webbnyheter2012/e5-small-ep3" if kind == "kd" else None,
-        "scores": {"webbnyheter2012/dev": {"micro_f1": dev}, "webbnyheter2012/test": {"micro_f1": dev - 0.1}}}))
+        "scores": {"webbnyheter2012/dev": {"micro_f1": dev}, "webbnyheter2012/test": {"micro_f1": dev - 0.1}},
+        "counts": {}, "cost": {}}))  # the keys swener.runs.StudentResults requires
     os.utime(results, (written, written))
     return folder / "best-model.pt"
 

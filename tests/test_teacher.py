@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from swener.data import corpora
+from swener.errors import DataError, SwenerError
+from swener.files import sha256_of
 from swener.kd import softlabels
 from swener.teacher import run as teacher
-from swener.errors import DataError, SwenerError
 from swener.train.fit import TrainSettings, fit
 
 
@@ -36,7 +37,7 @@ def test_soft_labels_round_trip_and_are_crf_marginals(trained, tmp_path):
     assert [p.name for p in paths] == ["train.npz", "dev.npz", "transfer-text.npz"]
     soft = softlabels.read(paths[0])
     tokens = [s.tokens for s in corpus.splits["train"][:30]]
-    softlabels.validate(soft, paths[0], tokens, split="train", teacher_sha256=corpora.sha256_of(best))
+    softlabels.validate(soft, paths[0], tokens, split="train", teacher_sha256=sha256_of(best))
     assert soft.tags == softlabels.canonical_tags(corpus.types) and soft.tags[0] == "O"
     assert soft.logp.dtype == np.float16 and soft.logp.shape == (sum(map(len, tokens)), 17)
     # the teacher has a CRF head: rows are marginals over the real tags (START/STOP carry ~0 mass)
@@ -90,6 +91,7 @@ def test_topk_form_keeps_the_top_tags(tmp_path):
 def test_parameters_without_embedding_tables(trained):
     """The teacher's count without tables keeps the transformer layers, drops vocabulary/position tables."""
     import flair
+
     from swener.eval.evaluate import count_parameters
 
     _, best = trained

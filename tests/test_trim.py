@@ -23,7 +23,8 @@ def tiny_unigram(tmp_path_factory):
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=3))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A </s>",
+                                                             special_tokens=[("<s>", 0), ("</s>", 2)])
     tokenizer.add_special_tokens(list(SPECIALS))
     tokenizer.save(str(folder / "tokenizer.json"))
     (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "XLMRobertaTokenizer",

@@ -2,11 +2,12 @@
 import json
 
 import pytest
+from test_students import _cache, no_teacher  # noqa: F401  (fixture)
 
 from swener import config as recipe
-from swener import sweep, tune
 from swener.errors import SwenerError
-from test_students import _cache, no_teacher  # noqa: F401  (fixture)
+from swener.grid import tune
+from swener.students import sweep
 
 
 def _base(**changes) -> sweep.Trial:

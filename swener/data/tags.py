@@ -5,7 +5,11 @@ confidence goes with them; one converter for each direction.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from flair.data import Dictionary, Sentence
+    from flair.models import SequenceTagger
 
 
 def io_to_iob2(types: list[str | None]) -> list[str]:
@@ -53,7 +57,7 @@ def iob2_of_spans(n_tokens: int, spans: Iterable[tuple[int, int, str]]) -> list[
     return tags
 
 
-def flair_iob2(sentence, n_tokens: int, label_type: str = "ner") -> list[str]:
+def flair_iob2(sentence: Sentence, n_tokens: int, label_type: str = "ner") -> list[str]:
     """IOB2 tags of the predicted spans of a flair Sentence."""
     return iob2_of_spans(n_tokens, ((span.tokens[0].idx - 1, span.tokens[-1].idx, span.get_label(label_type).value)
                                     for span in sentence.get_spans(label_type)))
@@ -88,7 +92,7 @@ def bioes_spans(tags: Sequence[str], scores: Sequence[float] | None = None) -> l
     return spans
 
 
-def span_dictionary(types: Sequence[str]):
+def span_dictionary(types: Sequence[str]) -> Dictionary:
     """A flair span-label dictionary with the entity types in alphabetical order."""
     from flair.data import Dictionary
 
@@ -99,6 +103,6 @@ def span_dictionary(types: Sequence[str]):
     return dictionary
 
 
-def tagger_tags(tagger) -> list[str]:
+def tagger_tags(tagger: SequenceTagger) -> list[str]:
     """The tag names of a tagger's output columns, in its dictionary's order."""
     return [tagger.label_dictionary.get_item_for_index(i) for i in range(len(tagger.label_dictionary))]

@@ -6,15 +6,18 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from swener.data import corpora
 from swener.data.corpora import TaggedSentence
 from swener.data.tags import bioes_spans, flair_iob2, iob2_of_spans
 from swener.eval.scoring import Score, f1_from_counts, score, sentence_counts
 
+if TYPE_CHECKING:
+    from flair.models import SequenceTagger
 
-def predict_tags(tagger, sentences: list[TaggedSentence], batch_size: int = 32) -> list[list[str]]:
+
+def predict_tags(tagger: SequenceTagger, sentences: list[TaggedSentence], batch_size: int = 32) -> list[list[str]]:
     """Tag gold-tokenised sentences with a flair tagger (or an exported one); returns IOB2 tags."""
     if not hasattr(tagger, "predict"):  # an exported tagger (swener.serve.onnx): tag_tokens only
 
@@ -28,7 +31,7 @@ def predict_tags(tagger, sentences: list[TaggedSentence], batch_size: int = 32) 
     return [flair_iob2(fs, len(s.tokens)) for fs, s in zip(flair_sentences, sentences)]
 
 
-def evaluate(tagger, corpus: corpora.NERCorpus, split: str = "test", batch_size: int = 32,
+def evaluate(tagger: SequenceTagger, corpus: corpora.NERCorpus, split: str = "test", batch_size: int = 32,
              max_sentences: int | None = None) -> tuple[Score, list[list[str]]]:
     """Strict IOB2 scores of a tagger on a corpus split; types the corpus lacks are mapped to O."""
     sentences = corpus.splits[split][:max_sentences]
@@ -48,7 +51,7 @@ class Cost:
     peak_rss_mb: float
 
 
-def count_parameters(tagger) -> tuple[int, int]:
+def count_parameters(tagger: SequenceTagger) -> tuple[int, int]:
     """All parameters (with fixed vector tables), and those outside the embedding tables.
 
     Embedding tables are the fastText vectors (buffers) and every `nn.Embedding` (a
@@ -62,7 +65,7 @@ def count_parameters(tagger) -> tuple[int, int]:
     return total + buffers, total - tables
 
 
-def measure_cost(tagger, model_path: Path, sentences: list[TaggedSentence], batch_size: int = 32,
+def measure_cost(tagger: SequenceTagger, model_path: Path, sentences: list[TaggedSentence], batch_size: int = 32,
                  repeats: int = 3) -> Cost:
     """End-to-end predict() throughput (median of `repeats` after a warm-up) and one-sentence latency."""
     from flair.data import Sentence
@@ -94,7 +97,7 @@ def oov_entity_score(gold: list[list[str]], pred: list[list[str]], tokens: list[
     return {"f1": float(f1_from_counts(counts[None])), "true_positives": tp, "predicted": predicted, "gold": gold_n}
 
 
-def score_model(tagger, model_path: Path, corpus: corpora.NERCorpus, max_sentences: int | None,
+def score_model(tagger: SequenceTagger, model_path: Path, corpus: corpora.NERCorpus, max_sentences: int | None,
                 eval_corpora: Sequence[str], dev_only: bool = False) -> dict:
     """Dev and test scores, out-of-domain test scores, per-sentence counts (for the bootstrap) and cost.
 

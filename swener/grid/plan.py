@@ -18,27 +18,40 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
-from swener import config  # standard library only: the families of the encoder registry
+from swener import config, runs  # standard library only: the registry's families, the run layout
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RECIPE = ROOT / "recipes" / "default.json"
+DEFAULT_RECIPE = config.DEFAULT_RECIPE
 
-# The Makefile's `?=` defaults: the same for both profiles, then per profile (QUICK=1 or the full run).
+# The Makefile's `?=` defaults, from swener.config (the one place for defaults, which the
+# Makefile agrees with): the same for both profiles, then per profile (QUICK=1 or the full run).
+def _words(values: Iterable) -> str:
+    return " ".join(str(v) for v in values)
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
 COMMON_DEFAULTS = {
-    "CORPUS": "webbnyheter2012", "BACKBONE": "e5-small-sv", "TEACHER_LR": "5e-5", "TEACHER_BATCH": "16",
-    "TEACHER_PATIENCE": "2", "TEACHER_DECODING": "bioes", "TEACHER_FREEZE": "0", "TEACHER_SEED": "1",
-    "KBEST_K": "", "EMB_MODEL": "cbow", "EMB_DIM": "100", "EMB_EPOCHS": "5", "EMB_ARGS": "",
-    "FAMILIES": " ".join(config.FAMILIES), "STUDENT_LR": "0.1", "RECIPE": str(DEFAULT_RECIPE),
+    "CORPUS": config.DEFAULT_CORPUS, "BACKBONE": config.BACKBONE,
+    "TEACHER_LR": "5e-5",  # as the Makefile writes config.TEACHER_LR (Python would write 5e-05) in the path
+    "TEACHER_BATCH": str(config.TEACHER_BATCH), "TEACHER_PATIENCE": str(config.TEACHER_PATIENCE),
+    "TEACHER_DECODING": config.TEACHER_DECODING, "TEACHER_FREEZE": _flag(config.TEACHER_FREEZE),
+    "TEACHER_SEED": str(config.TEACHER_SEED), "KBEST_K": "", "EMB_MODEL": config.EMB_MODEL,
+    "EMB_DIM": str(config.EMB_DIM), "EMB_EPOCHS": str(config.EMB_EPOCHS), "EMB_ARGS": "",
+    "FAMILIES": _words(config.FAMILIES), "STUDENT_LR": f"{config.STUDENT_LR:g}", "RECIPE": str(DEFAULT_RECIPE),
     "ALPHA": "", "TEMPERATURE": "", "KD_TARGET": "", "TRANSFER_TEXT": "", "TRANSFER_SENTENCES": "",
-    "TRANSFER_MAX": "20000", "STUDENT_THREADS": "2", "QUICK": "",
+    "TRANSFER_MAX": str(config.TRANSFER_MAX), "STUDENT_THREADS": str(config.THREADS), "QUICK": "",
 }
 PROFILE_DEFAULTS = {
-    "quick": {"FAMILIES": " ".join(config.QUICK_FAMILIES), "MAX_SENTENCES": "500", "TEACHER_EPOCHS": "1", "STUDENT_EPOCHS": "3", "SEEDS": "1 2",
-              "EMB_SAMPLE": "2M"},
-    "full": {"MAX_SENTENCES": "all", "TEACHER_EPOCHS": "5", "STUDENT_EPOCHS": "10", "SEEDS": "1 2 3",
-             "EMB_SAMPLE": ""},
+    "quick": {"MAX_SENTENCES": "all", "BACKBONE": config.QUICK_BACKBONE,
+              "TEACHER_FREEZE": _flag(config.QUICK_TEACHER_FREEZE), "TEACHER_EPOCHS": str(config.QUICK_TEACHER_EPOCHS),
+              "STUDENT_EPOCHS": str(config.QUICK_STUDENT_EPOCHS), "SEEDS": _words(config.QUICK_SEEDS),
+              "FAMILIES": _words(config.QUICK_FAMILIES), "EMB_SAMPLE": config.QUICK_EMB_SAMPLE},
+    "full": {"MAX_SENTENCES": "all", "TEACHER_EPOCHS": str(config.TEACHER_EPOCHS),
+             "STUDENT_EPOCHS": str(config.STUDENT_EPOCHS), "SEEDS": _words(config.SEEDS), "EMB_SAMPLE": ""},
 }
 KNOWN = set(COMMON_DEFAULTS) | set(PROFILE_DEFAULTS["full"]) | {"EMB_DIR"}
 E5_DIR = "embeddings/e5-small"
@@ -187,12 +200,11 @@ def kd_set(v: Mapping[str, str], kd: KDSettings) -> str:
 
 
 def run_dir(v: Mapping[str, str], family: str, mode: str, seed: int | str) -> str:
-    """models/<family>/<plain|kd>/<settings>/seed-N: the folder of one student run."""
-    if mode == "plain":
-        return f"models/{family}/plain/{student_set(v)}/seed-{seed}"
-    if mode == "kd":
-        return f"models/{family}/kd/{kd_set(v, kd_settings(v, family))}/seed-{seed}"
-    raise PlanError(f"mode must be plain or kd, got {mode!r}")
+    """models/<family>/<plain|kd>/<settings>/seed-N (the layout of swener.runs): one student run's folder."""
+    if mode not in runs.MODES:
+        raise PlanError(f"mode must be plain or kd, got {mode!r}")
+    settings = student_set(v) if mode == "plain" else kd_set(v, kd_settings(v, family))
+    return str(runs.run_dir(Path("models"), family, mode, settings, seed))
 
 
 def report_dir(v: Mapping[str, str]) -> str:
@@ -269,7 +281,7 @@ def plan(v: Mapping[str, str]) -> Plan:
         kd = kds[family]
         for seed in v["SEEDS"].split():
             plain_dir = run_dir(v, family, "plain", seed)
-            results.append(add(Step(f"{family} plain seed {seed}", "student", f"{plain_dir}/results.json", ((
+            results.append(add(Step(f"{family} plain seed {seed}", "student", f"{plain_dir}/{runs.RESULTS_FILE}", ((
                 "swener", "train", "--family", family, "--alpha", "0", "--seed", seed, *student_opts,
                 "--out", plain_dir),), (embeddings,), family, "plain", int(seed))))
             needs = [embeddings, train_cache]
@@ -282,7 +294,7 @@ def plan(v: Mapping[str, str]) -> Plan:
             transfer_opts = (("--transfer", kd.text, *(("--transfer-sentences", kd.sentences) if kd.sentences
                                                         else ())) if kd.text else ())
             kd_dir = run_dir(v, family, "kd", seed)
-            results.append(add(Step(f"{family} kd seed {seed}", "student", f"{kd_dir}/results.json", ((
+            results.append(add(Step(f"{family} kd seed {seed}", "student", f"{kd_dir}/{runs.RESULTS_FILE}", ((
                 "swener", "train", "--family", family, "--alpha", kd.alpha, "--temperature", kd.temperature,
                 "--kd-target", kd.target, "--soft-labels", soft, *transfer_opts, "--seed", seed, *student_opts,
                 "--out", kd_dir),), tuple(needs), family, "kd", int(seed))))

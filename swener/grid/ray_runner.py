@@ -27,7 +27,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from types import ModuleType
+from typing import Callable, TextIO
 
 from swener.grid.plan import TEACHER_KINDS, Plan, Step
 
@@ -209,7 +210,7 @@ def execute(step: Step, root: str, log: str, env: dict, fault: Fault | None) -> 
     return result
 
 
-def _inject(step: Step, root: Path, proc: subprocess.Popen, out) -> None:
+def _inject(step: Step, root: Path, proc: subprocess.Popen, out: TextIO) -> None:
     """The injected fault: once the command has started writing (its .partial folder) kill this worker."""
     partial = root / (step.out_dir + ".partial")
     deadline = time.time() + 300
@@ -233,7 +234,7 @@ def dev_f1(results_json: Path) -> float | None:
         return None
 
 
-def start_ray(address: str | None, cpus: int | None, object_store_mb: int):
+def start_ray(address: str | None, cpus: int | None, object_store_mb: int) -> ModuleType:
     """Connect to a cluster (`address` or RAY_ADDRESS), else start a local Ray with a capped object store."""
     import ray
 
@@ -299,7 +300,7 @@ def run_grid(plan: Plan, root: Path, *, address: str | None = None, cpus: int | 
                     del waiting[target]
                     block_dependents(target)
 
-        def stop(signum, frame):
+        def stop(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
 
         try:  # a scheduler's SIGTERM stops the grid as Ctrl-C does (main thread only)
@@ -388,4 +389,4 @@ def _progress(count: int, total: int, o: Outcome, summary: Summary) -> str:
     f1 = f", dev F1 {o.dev_f1:.4f}" if o.dev_f1 is not None else ""
     retried = f", attempt {o.attempts}" if o.attempts > 1 else ""
     failed = summary.count("failed")
-    return f"[{count}/{total}] {what}{f1}, {o.seconds / 60:.1f} min{retried}" + (f" ({failed} failed)" if failed else "")
+    return f"[{count}/{total}] {what}{f1}, {o.seconds / 60:.1f} min{retried}" + (f"; {failed} failed" if failed else "")

@@ -20,9 +20,12 @@ Positions at or beyond a sentence's length are padding and never read.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import torch
+
+if TYPE_CHECKING:
+    from flair.models import SequenceTagger
 
 __all__ = [
     "features_from_scores",
@@ -133,6 +136,15 @@ def marginals(
     log_marginals = torch.stack(alphas, 1) + torch.stack(betas, 1) - log_z[:, None, None]
     uniform = torch.full_like(log_marginals, -math.log(num_tags))
     return torch.where(mask.unsqueeze(2), log_marginals, uniform)
+
+
+def tagger_marginals(tagger: SequenceTagger, scores: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                     lengths: torch.Tensor) -> torch.Tensor:
+    """Posterior log-marginals [B, T, K] of a Flair CRF tagger's scores, as its `forward` returns them
+    ((features [B, T, K, K], lengths, transitions)), with its dictionary's <START> and <STOP>."""
+    features, _, transitions = scores
+    return marginals(features.float(), lengths, tagger.label_dictionary.get_idx_for_item("<START>"),
+                     tagger.label_dictionary.get_idx_for_item("<STOP>"), transitions.float())
 
 
 def kbest(

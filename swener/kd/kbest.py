@@ -8,28 +8,26 @@ log-probabilities under that chain. Paths are on the cache's canonical tags.
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from swener.data import corpora
-from swener.kd import softlabels
-from swener.errors import SwenerError
 from swener.config import DEFAULT_KBEST
+from swener.kd import softlabels
+
+if TYPE_CHECKING:
+    from flair.models import SequenceTagger
 
 log = logging.getLogger("swener")
 
 
-def teacher_kbest(tagger, sentences: list, k: int = DEFAULT_KBEST, batch_size: int = 32
+def teacher_kbest(tagger: SequenceTagger, sentences: list, k: int = DEFAULT_KBEST, batch_size: int = 32
                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per sentence (in order): its k best paths [k, tokens] on the canonical tags and their log-probabilities [k]."""
     import torch
 
-    from swener.kd import bioes
-    from swener.kd import crf
     from swener.data.tags import tagger_tags
+    from swener.kd import bioes, crf
 
     names = tagger_tags(tagger)
     types = sorted({name[2:] for name in names if name[:2] in ("B-", "I-", "E-", "S-")})

@@ -27,8 +27,14 @@ from typing import Collection, Optional, Sequence, Union
 
 import torch
 
-from swener.config import (CRF_ONLY_TARGETS, DEFAULT_ALPHA, DEFAULT_KBEST, DEFAULT_KD_TARGET,  # noqa: F401
-                           DEFAULT_TEMPERATURE, KD_TARGETS)
+from swener.config import (  # noqa: F401
+    CRF_ONLY_TARGETS,
+    DEFAULT_ALPHA,
+    DEFAULT_KBEST,
+    DEFAULT_KD_TARGET,
+    DEFAULT_TEMPERATURE,
+    KD_TARGETS,
+)
 
 __all__ = ["STUDENT_ONLY_TAGS", "KD_TARGETS", "DEFAULT_ALPHA", "DEFAULT_TEMPERATURE", "DEFAULT_KD_TARGET",
            "DEFAULT_KBEST", "LossTerms", "temper", "kd_loss", "mixed_loss", "crf_log_partition", "path_scores",

@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from flair.trainers.plugins.base import TrainerPlugin
 
 from swener.config import GRADIENT_PROBES, alpha_at
+
+if TYPE_CHECKING:
+    from flair.models import SequenceTagger  # a swener.students.tagger.StudentTagger
+
+
 MAX_GRAD_NORM = 5.0  # Flair's ModelTrainer default, which swener's fit keeps
 
 
@@ -42,14 +47,15 @@ class AlphaSchedule(TrainerPlugin):
                                    "per_epoch": self.history}}
 
 
-def term_gradient_norms(model, batch: list, alpha: float, max_grad_norm: float = MAX_GRAD_NORM) -> dict[str, float]:
+def term_gradient_norms(model: SequenceTagger, batch: list, alpha: float,
+                        max_grad_norm: float = MAX_GRAD_NORM) -> dict[str, float]:
     """Gradient norms of one batch's weighted hard and KD terms and of their sum, and whether it is clipped."""
     with torch.random.fork_rng(devices=[]):
         terms = model.loss_terms(batch, soft=model.teacher_tags is not None)
     hard, soft = terms.parts(alpha)
     params = [p for p in model.parameters() if p.requires_grad]
 
-    def grads(term) -> list[torch.Tensor]:
+    def grads(term: torch.Tensor | None) -> list[torch.Tensor]:
         if term is None or not term.requires_grad:
             return [torch.zeros_like(p) for p in params]
         found = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
@@ -78,7 +84,7 @@ class GradientNorms(TrainerPlugin):
         self.base_path: Path | None = None
 
     @TrainerPlugin.hook
-    def after_setup(self, base_path, **kw: Any) -> None:
+    def after_setup(self, base_path: str | Path, **kw: Any) -> None:
         self.base_path = Path(base_path)
 
     @TrainerPlugin.hook

@@ -205,7 +205,7 @@ def _check_kbest(paths: np.ndarray, logp: np.ndarray, header: dict, offsets: np.
                         f"a finite best path); {REWRITE}")
 
 
-def _arrays(data, path: Path, *names: str) -> list[np.ndarray]:
+def _arrays(data: np.lib.npyio.NpzFile, path: Path, *names: str) -> list[np.ndarray]:
     """The named arrays of an open .npz, each one a DataError if absent."""
     missing = [name for name in names if name not in data.files]
     if missing:
@@ -213,7 +213,7 @@ def _arrays(data, path: Path, *names: str) -> list[np.ndarray]:
     return [data[name] for name in names]
 
 
-def _check_header(header, path: Path) -> None:
+def _check_header(header: object, path: Path) -> None:
     """The JSON header: this format, a list of distinct tag names, integer counts."""
     if not isinstance(header, dict):
         raise DataError(path, f"the header is not a JSON object; {REWRITE}")

@@ -1,5 +1,10 @@
 """The report: runs collected by the results.json schema, KD effects with intervals, markdown tables, plots.
 
-The package's API (what the command line and the tests call) is re-exported here.
+collect (read and pair the runs) -> stats (bootstrap, verdicts, costs: the summary) -> markdown
+and plots -> build (REPORT.md, results.json, the PNGs). The package's API is re-exported here.
 """
-from swener.report.build import build, collect, compare_table, find_results, kd_effect, render_markdown, summarize, verdict  # noqa: F401
+from swener.report.build import build, load_teacher  # noqa: F401
+from swener.report.collect import collect, load_run  # noqa: F401
+from swener.report.markdown import compare_table, render_markdown  # noqa: F401
+from swener.report.stats import kd_effect, summarize, verdict  # noqa: F401
+from swener.runs import find_results  # noqa: F401

@@ -2,7 +2,7 @@
 
     python -m swener.serve.bench [--model NAME=PATH ...] [--repeats 5] [--out results/full/bench.json]
     python -m swener.serve.bench agreement MODEL      # the lean path's tags against Flair's own, same model file
-    python -m swener.serve.bench epoch FAMILY --embeddings DIR [--epochs N --seeds 1,2,3]  # Flair's path vs the lean one
+    python -m swener.serve.bench epoch FAMILY --embeddings DIR [--epochs N --seeds 1,2,3]  # Flair's path vs lean
 
 Without --model, the models are the short names of `swener models` (teacher and the four
 student families). Every student is measured at float32 (its lean path), as an ONNX export
@@ -205,10 +205,10 @@ def agreement(path: Path, corpus_name: str, batch_size: int = 32) -> dict:
     from flair.data import Sentence
 
     from swener.data import corpora
-    from swener.serve import names as models
     from swener.data.tags import flair_iob2
     from swener.eval.evaluate import predict_tags
     from swener.eval.scoring import score
+    from swener.serve import names as models
 
     torch.set_num_threads(1)
     corpus = corpora.load(corpus_name)
@@ -246,8 +246,8 @@ def epoch_times(family: str, embeddings: Path, corpus_name: str, threads: int, e
     from flair.trainers import ModelTrainer
 
     from swener.data import corpora
-    from swener.vectors.embeddings import CompactFastTextEmbeddings
     from swener.students.tagger import build_student
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
 
     torch.set_num_threads(threads)
     corpus = corpora.load(corpus_name)

@@ -11,7 +11,6 @@ resident set size (from wait4; /usr/bin/time -v reports the same figure).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from swener.config import REPO_ROOT
+from swener.files import open_text
 
 DATA = Path(os.environ.get("SWENER_DATA", REPO_ROOT.parent / "shared" / "data"))
 DEFAULT_TEXT = DATA / "text" / "regeringen.txt.gz"
@@ -30,9 +30,8 @@ DEFAULT_TEXT = DATA / "text" / "regeringen.txt.gz"
 
 def build_text(source: Path, target: Path, size_bytes: int) -> int:
     """Write the first lines of `source` (.txt or .txt.gz) to `target` until about `size_bytes`; returns bytes."""
-    opener = gzip.open if source.suffix == ".gz" else open
     written = 0
-    with opener(source, "rt", encoding="utf-8") as lines, open(target, "w", encoding="utf-8", newline="\n") as out:
+    with open_text(source) as lines, open(target, "w", encoding="utf-8", newline="\n") as out:
         for line in lines:
             if written >= size_bytes:
                 break

@@ -19,9 +19,16 @@ import warnings
 from pathlib import Path
 
 from swener.atomic import atomic_dir
-from swener.data.corpora import sha256_of
 from swener.errors import SwenerError
-from swener.serve.onnx import CONFIG_FILE, FORMAT, MODEL_FILE, VECTORS_FILE, default_folder, is_export  # noqa: F401
+from swener.files import sha256_of
+from swener.serve.onnx import (  # noqa: F401
+    CONFIG_FILE,
+    FORMAT,
+    MODEL_FILE,
+    VECTORS_FILE,
+    default_folder,
+    is_export,
+)
 
 VERSION = 1
 OPSET = 17
@@ -32,9 +39,9 @@ def export(tagger, model_path: Path, out: Path) -> Path:
     import numpy as np
     import torch
 
-    from swener.vectors.embeddings import CompactFastTextEmbeddings
     from swener.students.tagger import StudentTagger
     from swener.vectors.compact import CompactVectors
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
 
     if not isinstance(tagger, StudentTagger) or not isinstance(tagger.embeddings, CompactFastTextEmbeddings):
         raise SwenerError(f"{model_path}: only swener students (fastText embeddings) can be exported, "
@@ -86,8 +93,8 @@ def export(tagger, model_path: Path, out: Path) -> Path:
 
 def write_variant(tagger, model_path: Path, variant: str, out: Path | None = None) -> Path:
     """`swener export`: the ONNX folder, or a bf16 / int8 student file; returns what was written."""
-    from swener.serve import quantize
     from swener.atomic import atomic_path
+    from swener.serve import quantize
 
     if variant == "onnx":
         return export(tagger, model_path, out or default_folder(model_path))

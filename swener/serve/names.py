@@ -1,14 +1,13 @@
 """Finding and loading trained taggers: by path, or by the short name of a model the Makefile trained.
 
-Short names: `FAMILY` (a family of `swener.config.FAMILIES`: bilstm-crf, bilstm, cnn, ...) is the KD student of that family
-from the latest full run (max_sentences null), the best seed on dev; `FAMILY-plain` the
+Short names: `FAMILY` (a family of `swener.config.FAMILIES`: bilstm-crf, bilstm, cnn, ...) is the KD student
+of that family from the latest full run (max_sentences null), the best seed on dev; `FAMILY-plain` the
 same without KD; `teacher` the latest full teacher. Without a full run the latest run is
 used, with a note on stderr. Listing reads the results.json / training.json files beside
 the models, never the models themselves, so it is quick.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -17,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from swener import config
-from swener.errors import SwenerError
+from swener import config, runs
+from swener.errors import DataError, SwenerError
+from swener.files import read_json
 
 log = logging.getLogger("swener")
 
@@ -66,9 +66,9 @@ class ModelEntry:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        log.warning("%s: unreadable, skipped", path)
+        data = read_json(path, "unreadable", "skipped")
+    except DataError as err:
+        log.warning("%s", err)
         return None
     return data if isinstance(data, dict) else None
 
@@ -100,19 +100,20 @@ def _teacher_id(soft_dir: str | None) -> str | None:
 
 def student_entries(family: str, kind: str, root: Path | None = None) -> list[ModelEntry]:
     """Every trained student of a family, kind "kd" or "plain", with a results.json and a best-model.pt."""
-    base = (root or models_dir()) / family / kind
     entries = []
-    for results_path in sorted(base.glob("*/seed-*/results.json")) if base.is_dir() else []:
-        model = results_path.parent / "best-model.pt"
-        if not results_path.parent.name[5:].isdigit():  # seed-N.partial, seed-N.old: a run being swapped in
+    for results_path in runs.find_results(root or models_dir(), family=family, mode=kind):
+        model = results_path.parent / runs.MODEL_FILE
+        try:
+            results = runs.StudentResults.read(results_path)
+        except DataError as err:
+            log.warning("%s (skipped)", err)
             continue
-        results = _read_json(results_path)
-        if results is None or not model.is_file():
+        if not model.is_file():
             continue
-        settings = results.get("settings", {})
-        corpus = results.get("corpus") or settings.get("corpus")
-        dev, test = _dev_test(results.get("scores", {}), corpus)
-        soft = results.get("soft_labels")
+        settings = results.settings
+        corpus = results.corpus or settings.get("corpus")
+        dev, test = _dev_test(results.scores, corpus)
+        soft = results.soft_labels
         entries.append(ModelEntry(
             name=family if kind == "kd" else f"{family}-plain", path=model, run=results_path.parent.parent,
             family=settings.get("family", family), corpus=corpus, max_sentences=settings.get("max_sentences"),
@@ -257,3 +258,35 @@ def _load_flair(model: str, path: Path):
     from swener.train.saved import load_flair
 
     return load_flair(path)
+
+
+def listing(show_all: bool = False, root: Path | None = None) -> list[tuple[ModelEntry, bool, bool]]:
+    """`swener models`: (entry, from a full run, picked by its short name) per model (all of them with show_all)."""
+    picked = available(root)
+    if not show_all:
+        return [(e, full, True) for e, full in picked]
+    chosen = {e.path for e, _ in picked}
+    return [(e, e.full, e.path in chosen) for name in SHORT_NAMES for e in entries_for(name, root)]
+
+
+def table(rows: list[tuple[ModelEntry, bool, bool]], show_all: bool = False) -> list[str]:
+    """The lines of `swener models` (a * marks the picked model when every model is listed)."""
+    if not rows:
+        return [f"no trained models under {models_dir()}/ (train them with make students / make teacher)"]
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = [f"  {'name':17s} {'corpus':16s} {'run':10s} {'seed':>4s} {'alpha':>5s} {'T':>4s} {'dev F1':>7s} "
+             f"{'test F1':>7s}  {'licence':12s} path"]
+    for e, full, is_picked in rows:
+        run = "full" if full else f"n={e.max_sentences}"
+        lines.append(f"{'*' if is_picked and show_all else ' '} {e.name:17s} {e.corpus or '-':16s} {run:10s} "
+                     f"{e.seed if e.seed is not None else '-':>4} {num(e.alpha, '.2g'):>5s} "
+                     f"{num(e.temperature, '.2g'):>4s} {num(e.dev_f1, '.4f'):>7s} {num(e.test_f1, '.4f'):>7s}  "
+                     f"{e.licence or '-':12s} {e.path}")
+        if e.teacher:
+            lines.append(f"{'':20s}teacher: {e.teacher}")
+    if not all(full for _, full, _ in rows):
+        lines.append("(n=...: a quick run; a short name picks a full run when there is one)")
+    return lines

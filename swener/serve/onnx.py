@@ -6,14 +6,14 @@ rules, same decoder; float rounding in the encoder may flip a near-tie).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from swener.kd import decoding
 from swener.errors import SwenerError
+from swener.files import read_json
+from swener.kd import decoding
 from swener.vectors.compact import CompactVectors, WordTable
 
 FORMAT = "swener-onnx-tagger"  # as swener.serve.export.FORMAT (that module imports torch when it exports)
@@ -35,10 +35,8 @@ class OnnxTagger:
 
     def __init__(self, folder: str | Path, threads: int = 1) -> None:
         folder = Path(folder)
-        try:
-            config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise SwenerError(f"{folder}: not an exported swener tagger ({err})") from None
+        config = read_json(folder / CONFIG_FILE, "not an exported swener tagger",
+                           "export one with `swener export MODEL`")
         if config.get("format") != FORMAT:
             raise SwenerError(f"{folder}/{CONFIG_FILE}: not an exported swener tagger (format "
                               f"{config.get('format')!r}); export one with `swener export MODEL`")

@@ -26,15 +26,18 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from swener.atomic import atomic_path
 from swener.batching import batched
+from swener.data.readers import columns
 from swener.data.tags import iob2_of_spans
-from swener.errors import DataError, SwenerError
 from swener.data.tokenizer import split_sentences
+from swener.errors import DataError, SwenerError
+from swener.files import open_text
 
 INPUT_FORMATS = ("text", "tokens", "conll")
 OUTPUT_FORMATS = ("conll", "jsonl", "inline")
 MAX_LINE_BYTES = 1 << 20  # a longer line is read (and tagged) in pieces
 DEFAULT_MAX_TOKENS = 256  # a longer sentence is tagged in chunks of this many tokens
-MAX_TOKEN_CHARS = 100  # the model sees at most this much of a token (a base64 blob is not a name); output keeps it whole
+# the model sees at most this much of a token (a base64 blob is not a name); output keeps it whole
+MAX_TOKEN_CHARS = 100
 LABEL = "ner"
 BOM = b"\xef\xbb\xbf"
 BINARY = "binary data (a NUL byte), not UTF-8 text; convert the file to UTF-8 text first"
@@ -142,8 +145,9 @@ def read_tokens(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) ->
         for start, end in _chunks(len(tokens), max_tokens):
             yield Item(tokens[start:end], " ".join(tokens[start:end]), name, number)
 
-def read_conll(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> Iterator[Item]:
-    """A column file: the token in the first column (tab-separated, else blank-separated), blank line between sentences."""
+def read_conll_tokens(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> Iterator[Item]:
+    """A column file: the token in the first column (tab-separated, else blank-separated), blank line between
+    sentences."""
     tokens: list[str] = []
     first_line = previous = 0
     for number, line in lines:
@@ -156,7 +160,7 @@ def read_conll(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> 
                 yield Item(tokens, " ".join(tokens), name, first_line)
             tokens = []
             continue
-        token = body.split("\t")[0].strip() if "\t" in body else body.split()[0]
+        token = columns(body)[0].strip()
         if token == "-DOCSTART-" or not token:
             continue
         if not tokens:
@@ -168,7 +172,7 @@ def read_conll(lines: Iterable[tuple[int, str]], name: str, max_tokens: int) -> 
     if tokens:
         yield Item(tokens, " ".join(tokens), name, first_line)
 
-READERS = {"text": read_text, "tokens": read_tokens, "conll": read_conll}
+READERS = {"text": read_text, "tokens": read_tokens, "conll": read_conll_tokens}
 
 @contextmanager
 def open_input(path: str) -> Iterator[BinaryIO]:
@@ -176,8 +180,7 @@ def open_input(path: str) -> Iterator[BinaryIO]:
     if path == "-":
         yield sys.stdin.buffer
         return
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
+    with open_text(path, "rb") as handle:
         yield handle
 
 def read_items(paths: Sequence[str], input_format: str = "text", errors: str = "strict",
@@ -277,7 +280,8 @@ def _tag_items_lean(tagger, items: Iterable[Item], batch_size: int, chunk: int |
 
 def format_conll(item: Item, entities: Sequence[Entity]) -> str:
     """token TAB tag lines (IOB2) and a blank line."""
-    return "".join(f"{token}\t{tag}\n" for token, tag in zip(item.tokens, iob2_of_spans(len(item.tokens), ((e.start, e.end, e.type) for e in entities)))) + "\n"
+    tags = iob2_of_spans(len(item.tokens), ((e.start, e.end, e.type) for e in entities))
+    return "".join(f"{token}\t{tag}\n" for token, tag in zip(item.tokens, tags)) + "\n"
 
 def to_json(item: Item, entities: Sequence[Entity]) -> dict[str, Any]:
     """A sentence as the JSON-lines output describes it."""

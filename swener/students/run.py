@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from swener.data import corpora
 from swener import config
-from swener.kd import softlabels
-from swener.atomic import write_json
 from swener.config import EVAL_CORPORA
+from swener.data import corpora
 from swener.errors import SwenerError
+from swener.kd import softlabels
+from swener.runs import RESULTS_FILE, TRAINING_FILE, StudentResults
 
 log = logging.getLogger("swener")
 
@@ -40,14 +40,14 @@ class StudentSettings:
     temperature: float = config.DEFAULT_TEMPERATURE
     kd_target: str = config.DEFAULT_KD_TARGET
     alpha_end: float | None = None
-    hidden_size: int = 256
-    epochs: int = 15
-    learning_rate: float = 0.1
-    batch_size: int = 32
+    hidden_size: int = config.STUDENT_HIDDEN
+    epochs: int = config.STUDENT_EPOCHS
+    learning_rate: float = config.STUDENT_LR
+    batch_size: int = config.STUDENT_BATCH
     seed: int = 1
     max_sentences: int | None = None
-    threads: int = 2  # torch threads for training and for the speed measurement
-    oov: str = "subword"  # vectors of words outside the vocabulary: "subword" n-grams or "zero"
+    threads: int = config.THREADS  # torch threads for training and for the speed measurement
+    oov: str = config.OOV_MODES[0]  # vectors of words outside the vocabulary: "subword" n-grams or "zero"
     transfer_text: str | None = None  # unlabelled text whose teacher distributions are also learnt (KD only)
     transfer_sentences: int | None = None  # its first N sentences (None: all that are cached)
     gradient_probes: int = config.GRADIENT_PROBES
@@ -59,6 +59,22 @@ class StudentSettings:
     def uses_teacher(self) -> bool:
         """Whether any epoch has a KD term."""
         return self.alpha > 0 or (self.alpha_end or 0.0) > 0
+
+
+def settings_for(family: str, recipe: config.Recipe, alpha: tuple[float, float | None] | None = None,
+                 temperature: float | None = None, kd_target: str | None = None,
+                 transfer_text: str | Path | None = None, transfer_sentences: int | None = None,
+                 **run: object) -> StudentSettings:
+    """A run's settings: the KD values given, else the recipe's; a plain run takes no transfer set from the recipe."""
+    start, end = alpha if alpha is not None else (recipe.alpha, recipe.alpha_end)
+    kd_run = start > 0 or (end or 0.0) > 0
+    return StudentSettings(
+        family=family, alpha=start, alpha_end=end,
+        temperature=temperature if temperature is not None else recipe.temperature,
+        kd_target=kd_target or recipe.kd_target,
+        transfer_text=str(transfer_text) if transfer_text else (recipe.transfer_text if kd_run else None),
+        transfer_sentences=transfer_sentences if transfer_sentences is not None
+        else recipe.transfer_sentences if kd_run else None, **run)
 
 
 def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str = "train", *,
@@ -116,12 +132,12 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     """
     import flair
 
-    from swener.vectors.embeddings import CompactFastTextEmbeddings
     from swener.eval.evaluate import score_model
     from swener.kd.plugins import AlphaSchedule, GradientNorms
     from swener.students.tagger import StudentTagger, attach_soft_labels, build_student
     from swener.train.fit import TrainSettings, fit
     from swener.train.saved import save_atomic
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
 
     if settings.uses_teacher and settings.kd_target in config.CRF_ONLY_TARGETS \
             and config.FAMILIES.get(settings.family, ("", ""))[1] != "crf":
@@ -175,13 +191,13 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         best = partial / "best-model.pt"
         tagger = flair.nn.Classifier.load(best)
         assert isinstance(tagger, StudentTagger)
-        results["training"] = json.loads((partial / "training.json").read_text())
+        results["training"] = json.loads((partial / TRAINING_FILE).read_text())
         results.update(score_model(tagger, best, corpus, settings.max_sentences, eval_corpora, settings.dev_only))
         tagger.card = {**card, **{f"{split}_f1": results["scores"][f"{corpus_name}/{split}"]["micro_f1"]
                                   for split in ("dev", "test") if f"{corpus_name}/{split}" in results["scores"]}}
         save_atomic(tagger, best)
         results["cost"]["size_bytes"] = best.stat().st_size
-        write_json(partial / "results.json", results)
+        StudentResults.from_dict(results, partial / RESULTS_FILE).write(partial / RESULTS_FILE)
 
     epochs = settings.epochs
     if settings.updates is not None:

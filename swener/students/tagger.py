@@ -164,9 +164,7 @@ class StudentTagger(LeanPath, SequenceTagger):
     def student_log_distribution(self, emissions: torch.Tensor, scores, lengths: torch.LongTensor) -> torch.Tensor:
         """The student's per-token log-distribution [B, T, K] that KD matches to the teacher."""
         if self.use_crf and self.kd_target == "marginals":
-            features, _, transitions = scores
-            return crf.marginals(features, lengths, self.label_dictionary.get_idx_for_item("<START>"),
-                                 self.label_dictionary.get_idx_for_item("<STOP>"), transitions)
+            return crf.tagger_marginals(self, scores, lengths)
         return torch.log_softmax(emissions, dim=-1)
 
     def forward_loss(self, sentences: list[Sentence]) -> tuple[torch.Tensor, int]:
@@ -308,7 +306,8 @@ class StudentTagger(LeanPath, SequenceTagger):
 
 
 def attach_soft_labels(sentences: list[Sentence], soft, hard_weight: float = 1.0) -> None:
-    """Put each sentence's teacher log-distribution (a `SoftLabels` of the same sentences) on it, and its k best paths."""
+    """Put each sentence's teacher log-distribution (a `SoftLabels` of the same sentences) on it, and its k best
+    paths."""
     if len(sentences) != len(soft):
         raise ValueError(f"{len(sentences)} sentences but {len(soft)} cached distributions")
     kbest = getattr(soft, "kbest_paths", None) is not None

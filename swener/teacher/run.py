@@ -1,7 +1,6 @@
 """The transformer teacher: build it, and compute its per-token distributions for the cache."""
 from __future__ import annotations
 
-import gzip
 import logging
 import time
 from dataclasses import dataclass
@@ -10,10 +9,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from swener.data import corpora
-from swener.kd import softlabels
+from swener import config
 from swener.config import DEFAULT_KBEST, EVAL_CORPORA
+from swener.data import corpora
 from swener.data.tags import span_dictionary, tagger_tags
+from swener.errors import SwenerError
+from swener.files import open_text, sha256_of
+from swener.kd import softlabels
 from swener.kd.softlabels import canonical_tags
 
 log = logging.getLogger("swener")
@@ -23,20 +25,20 @@ log = logging.getLogger("swener")
 class TeacherSettings:
     """The teacher's architecture and fine-tuning defaults (see the README)."""
 
-    backbone: str = "e5-small-sv"  # e5-small with its vocabulary trimmed to Swedish use (`swener backbone trim`)
-    use_crf: bool = False  # the paper's teacher has no CRF
-    decoding: str = "bioes"  # a softmax head decoded as a BIOES chain (`swener.teacher.model`)
+    backbone: str = config.BACKBONE  # e5-small with its vocabulary trimmed to Swedish use (`swener backbone trim`)
+    use_crf: bool = config.TEACHER_CRF
+    decoding: str = config.TEACHER_DECODING  # a softmax head decoded as a BIOES chain (`swener.teacher.model`)
     subtoken_pooling: str = "first"
     layers: str = "-1"
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    epochs: int = 10  # at most; the best epoch on dev is kept and `patience` stops early
-    patience: int = 2
+    learning_rate: float = config.TEACHER_LR
+    batch_size: int = config.TEACHER_BATCH
+    epochs: int = config.TEACHER_EPOCHS  # at most; the best epoch on dev is kept and `patience` stops early
+    patience: int = config.TEACHER_PATIENCE
     # With the trimmed vocabulary the table is small enough to train (the untrimmed 96 M-row
     # table made each dense AdamW step cost more than the forward and backward passes).
-    freeze_word_embeddings: bool = False
+    freeze_word_embeddings: bool = config.TEACHER_FREEZE
     use_amp: bool = False  # bf16 autocast while training
-    seed: int = 1
+    seed: int = config.TEACHER_SEED
 
 
 def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSettings):
@@ -106,9 +108,7 @@ def log_distributions(tagger, sentences: list, batch_size: int = 32, bf16: bool 
                 tensor, lengths = tagger._prepare_tensors(batch)
                 scores = tagger.forward(tensor, lengths)
             if tagger.use_crf:
-                features, _, transitions = scores
-                logp = crf.marginals(features.float(), lengths, tagger.label_dictionary.get_idx_for_item("<START>"),
-                                     tagger.label_dictionary.get_idx_for_item("<STOP>"), transitions.float())
+                logp = crf.tagger_marginals(tagger, scores, lengths)
                 rows = [logp[i, :n] for i, n in enumerate(lengths.tolist())]
             elif chain:
                 logp = tagger.chain_log_marginals(scores, lengths.tolist())
@@ -128,9 +128,8 @@ def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[li
     """Token lists of the sentences of a raw text file (.txt or .txt.gz), by the swener tokeniser."""
     from swener.data.tokenizer import split_sentences
 
-    opener = gzip.open if path.suffix == ".gz" else open
     sentences: list[list[str]] = []
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for line in handle:
             for sentence in split_sentences(line):
                 if len(sentence) <= 200:  # very long lines are lists or tables, not sentences
@@ -162,7 +161,7 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
     from swener.teacher.model import load_teacher
 
     tagger = load_teacher(teacher_path)
-    teacher_sha = corpora.sha256_of(teacher_path)
+    teacher_sha = sha256_of(teacher_path)
     corpus = corpora.load(corpus_name)
     tags = canonical_tags(sorted({t[2:] for t in tagger_tags(tagger) if t[:2] in ("B-", "S-")}))
     common = dict(tags=tags, teacher_sha256=teacher_sha, topk=topk)
@@ -264,11 +263,11 @@ def compare_decodings(tagger, corpus, max_sentences: int | None = None) -> dict:
 def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: Path | None = None,
                      max_sentences: int | None = None) -> dict:
     """Score the teacher like a student (scores, counts, cost) and add the soft-label cache's cost."""
+    import json
+
+    from swener.atomic import write_json
     from swener.eval.evaluate import score_model
     from swener.teacher.model import load_teacher
-    from swener.atomic import write_json
-
-    import json
 
     tagger = load_teacher(teacher_path)
     corpus = corpora.load(corpus_name)
@@ -302,7 +301,7 @@ def add_teacher_kbest(teacher_path: Path, corpus_name: str, soft_dir: Path, spli
 
     if k < 1:
         raise SwenerError(f"--k must be at least 1, got {k}")
-    teacher_sha = corpora.sha256_of(teacher_path)
+    teacher_sha = sha256_of(teacher_path)
     corpus = corpora.load(corpus_name)
     jobs = []
     for split in splits:  # every cache is checked before the teacher is loaded

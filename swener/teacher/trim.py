@@ -21,7 +21,6 @@ wrongly (worst case `<unk>` for a character no kept piece covers).
 from __future__ import annotations
 
 import copy
-import gzip
 import json
 import logging
 import time
@@ -31,6 +30,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from swener.batching import batched
 from swener.errors import SwenerError
+from swener.files import open_text
 
 log = logging.getLogger("swener")
 Log = Callable[[str], None]
@@ -61,8 +61,7 @@ def latin_piece(piece: str) -> bool:
 def raw_lines(paths: Sequence[Path], held_back: bool) -> Iterator[str]:
     """Lines of raw text files: all but every HOLDOUT_EVERY-th (or, if `held_back`, only those)."""
     for path in paths:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
+        with open_text(path) as handle:
             for i, line in enumerate(handle):
                 if (i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1) == held_back and line.strip():
                     yield line.rstrip("\n")

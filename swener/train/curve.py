@@ -26,15 +26,16 @@ class DevCurve(TrainerPlugin):
         self.started = time.perf_counter()
 
     @TrainerPlugin.hook
-    def after_setup(self, base_path, **kw) -> None:
+    def after_setup(self, base_path: str | Path, **kw: object) -> None:
         self.base_path = Path(base_path)
 
     @TrainerPlugin.hook
-    def before_training_epoch(self, epoch, **kw) -> None:
+    def before_training_epoch(self, epoch: int, **kw: object) -> None:
         self.started = time.perf_counter()
 
     @TrainerPlugin.hook
-    def after_evaluation(self, epoch, current_model_is_best, validation_scores, **kw) -> None:
+    def after_evaluation(self, epoch: int, current_model_is_best: bool, validation_scores: tuple,
+                         **kw: object) -> None:
         f1, loss = (list(validation_scores) + [None, None])[:2]
         self.epochs.append({"epoch": epoch, "dev_f1": f1, "dev_loss": float(loss) if loss is not None else None,
                             "best": bool(current_model_is_best), "seconds": time.perf_counter() - self.started})

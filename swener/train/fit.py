@@ -15,7 +15,13 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+from swener import config
+
+if TYPE_CHECKING:
+    import flair
+    from flair.data import Corpus
 
 log = logging.getLogger("swener")
 
@@ -24,13 +30,13 @@ log = logging.getLogger("swener")
 class TrainSettings:
     """How a model is trained; the defaults are the students' (SGD with annealing)."""
 
-    epochs: int = 15
-    learning_rate: float = 0.1
-    batch_size: int = 32
+    epochs: int = config.STUDENT_EPOCHS
+    learning_rate: float = config.STUDENT_LR
+    batch_size: int = config.STUDENT_BATCH
     fine_tune: bool = False  # AdamW with linear warm-up (transformers), else SGD + anneal on plateau
     seed: int = 1
     max_sentences: int | None = None  # a slice of each split, for quick runs
-    threads: int = 2
+    threads: int = config.THREADS
     use_amp: bool = False  # bf16 autocast on the CPU (fine-tuning only)
     fused_adamw: bool = True  # one fused AdamW kernel over all parameters (fine-tuning only)
 
@@ -68,7 +74,7 @@ def swap_in(partial: Path, out_dir: Path) -> None:
         shutil.rmtree(old)
 
 
-def fit(model, corpus, out_dir: Path, settings: TrainSettings, plugins: list | None = None,
+def fit(model: flair.nn.Model, corpus: Corpus, out_dir: Path, settings: TrainSettings, plugins: list | None = None,
         finish: Callable[[Path], None] | None = None) -> Path:
     """Train `model` on a flair Corpus (train and dev) and return the path of the best model on dev.
 

@@ -11,18 +11,23 @@ import io
 import logging
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from swener.atomic import atomic_path
 from swener.errors import SwenerError
 
+if TYPE_CHECKING:
+    import flair
+    from flair.models import SequenceTagger
 
-def save_atomic(model, path: Path) -> None:
+
+def save_atomic(model: flair.nn.Model, path: Path) -> None:
     """Save a flair model so that `path` is either the old file or the complete new one."""
     with atomic_path(path) as tmp:
         model.save(tmp)
 
 
-def load_flair(path: Path):
+def load_flair(path: Path) -> SequenceTagger:
     """A flair SequenceTagger from a file (or a folder with best-model.pt), in eval mode."""
     path = Path(path)
     if path.is_dir() and (path / "best-model.pt").is_file():

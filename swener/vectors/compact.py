@@ -245,41 +245,50 @@ def ngram_type_counts(words: Sequence[str], minn: int, maxn: int, bucket: int, c
     return counts
 
 
-class WordTable:
-    """Word ids and vectors in numpy, as `CompactFastTextEmbeddings.word_ids` / `lookup` give them in torch.
+class WordIds:
+    """Word ids for a lookup table: a vocabulary row (>= 0), or -1 - k for the k-th OOV vector (-1: zeros).
 
-    Ids: a vocabulary row (>= 0), or -1 - k for the k-th OOV vector (-1: the zero vector,
-    also used for padding). An OOV word's subword vector is computed once and kept.
+    The one id logic of `WordTable` (numpy, for ONNX Runtime) and of swener's Flair embeddings
+    class (torch): a text is looked up once (the rules of `find_row`), an OOV word's subword
+    vector is computed once and kept in a table of its own. A subclass gives `index` (word ->
+    row), `_subword_vector(text)` (a vector, or None for zeros), `_empty_table(rows)` and
+    `_grown(table)` in its array type.
     """
 
-    def __init__(self, compact: CompactVectors, oov: str = "subword", cache_size: int = 200_000) -> None:
-        if oov not in ("subword", "zero"):
-            raise ValueError(f"oov must be 'subword' or 'zero', not {oov!r}")
-        self.compact, self.oov, self.cache_size = compact, oov, cache_size
-        self._reset()
+    index: dict[str, int]
 
-    def _reset(self) -> None:
+    def _subword_vector(self, text: str) -> Any:  # pragma: no cover - given by the subclass
+        raise NotImplementedError
+
+    def _empty_table(self, rows: int) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _grown(self, table: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _reset_oov_table(self) -> None:
+        """Forget the OOV vectors (ids handed out before are no longer valid)."""
         self._oov_rows: dict[str, int] = {}
-        self._oov_matrix = np.zeros((1024, self.compact.dim), dtype=np.float32)
+        self._oov_matrix = self._empty_table(1024)  # row 0: the zero vector
         self._oov_count = 1
         self._misses: dict[str, int] = {}  # texts not in the vocabulary as they are -> id
 
     def _oov_id(self, text: str) -> int:
         row = self._oov_rows.get(text)
         if row is None:
-            rows = self.compact.subword_rows(text) if self.oov == "subword" else []
+            vector = self._subword_vector(text)
             row = 0
-            if rows:
+            if vector is not None:
                 if self._oov_count == len(self._oov_matrix):
-                    self._oov_matrix = np.concatenate([self._oov_matrix, np.zeros_like(self._oov_matrix)])
+                    self._oov_matrix = self._grown(self._oov_matrix)
                 row, self._oov_count = self._oov_count, self._oov_count + 1
-                self._oov_matrix[row] = self.compact.ngram_vectors[rows].astype(np.float32).mean(axis=0)
+                self._oov_matrix[row] = vector
             self._oov_rows[text] = row
         return -1 - row
 
     def word_ids(self, texts: Sequence[str]) -> list[int]:
         """The ids of token texts (the lookup rules of `find_row`, then subword vectors)."""
-        index = self.compact.index
+        index = self.index
         ids = []
         for text in texts:
             row = index.get(text)
@@ -293,10 +302,39 @@ class WordTable:
             ids.append(row)
         return ids
 
+    def _trim_ids(self, limit: int) -> None:
+        """Start the OOV table afresh once it holds more than `limit` words (between batches)."""
+        if len(self._misses) > limit:
+            self._reset_oov_table()
+
+
+class WordTable(WordIds):
+    """Word ids and vectors in numpy, as `CompactFastTextEmbeddings.word_ids` / `lookup` give them in torch.
+
+    Ids: a vocabulary row (>= 0), or -1 - k for the k-th OOV vector (-1: the zero vector,
+    also used for padding). An OOV word's subword vector is computed once and kept.
+    """
+
+    def __init__(self, compact: CompactVectors, oov: str = "subword", cache_size: int = 200_000) -> None:
+        if oov not in ("subword", "zero"):
+            raise ValueError(f"oov must be 'subword' or 'zero', not {oov!r}")
+        self.compact, self.oov, self.cache_size = compact, oov, cache_size
+        self.index = compact.index
+        self._reset_oov_table()
+
+    def _subword_vector(self, text: str) -> np.ndarray | None:
+        rows = self.compact.subword_rows(text) if self.oov == "subword" else []
+        return self.compact.ngram_vectors[rows].astype(np.float32).mean(axis=0) if rows else None
+
+    def _empty_table(self, rows: int) -> np.ndarray:
+        return np.zeros((rows, self.compact.dim), dtype=np.float32)
+
+    def _grown(self, table: np.ndarray) -> np.ndarray:
+        return np.concatenate([table, np.zeros_like(table)])
+
     def trim(self) -> None:
         """Start the OOV table afresh once it holds more than `cache_size` words (between batches)."""
-        if len(self._misses) > self.cache_size:
-            self._reset()
+        self._trim_ids(self.cache_size)
 
     def lookup(self, ids: np.ndarray) -> np.ndarray:
         """float32 vectors [..., D] of an id array."""

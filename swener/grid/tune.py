@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from swener import config as recipe  # the KD settings and their checks
-from swener import sweep
 from swener.atomic import write_json
 from swener.errors import SwenerError
+from swener.students import sweep
 
 log = logging.getLogger("swener")
 
@@ -50,7 +50,7 @@ def trials_of(config: dict, base: sweep.Trial) -> sweep.Trial:
     return replace(base, **{name: config[name] for name in SPACE if name in config})
 
 
-def report_dev_f1(last_epoch: int):
+def report_dev_f1(last_epoch: int) -> object:
     """A Flair trainer plugin: after each epoch's evaluation but the last, dev F1 to Ray Tune (for ASHA).
 
     The last epoch is reported by the trial once its run is scored and swapped in: at `max_t`

@@ -1,4 +1,4 @@
-"""The `swener grid` command (registered on the main group by swener.cli)."""
+"""`swener grid` and `swener tune`: the experiment's grid as Ray tasks, and Ray Tune searches on dev."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from swener.cli.base import main
 from swener.errors import SwenerError
 from swener.grid import plan as grid_plan
 
@@ -16,7 +17,7 @@ def _ray_missing() -> SwenerError:
     return SwenerError("Ray is not installed: pip install -e '.[ray]' (or use the Make route, make experiment)")
 
 
-@click.command("grid")
+@main.command("grid")
 @click.argument("assignments", nargs=-1, metavar="[VAR=VALUE]...")
 @click.option("--root", "-C", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="The folder the runs are written in (Make's working directory); on a "
@@ -59,8 +60,9 @@ def grid_cmd(assignments: tuple[str, ...], root: Path, address: str | None, cpus
         click.echo(f"# {len(to_run)} steps to run, {len(skipped)} finished before", err=True)
         return
     try:
-        from swener.grid import ray_runner
         import ray  # noqa: F401
+
+        from swener.grid import ray_runner
     except ImportError:
         raise _ray_missing() from None
     summary = ray_runner.run_grid(the_plan, root, address=address, cpus=cpus, teacher_cpus=teacher_cpus,
@@ -89,7 +91,7 @@ def _values(kind, name: str):
     return parse
 
 
-@click.command("tune")
+@main.command("tune")
 @click.option("--family", type=click.Choice(["bilstm-crf", "bilstm", "cnn", "cnn-crf"]), required=True)
 @click.option("--corpus", "corpus_name", default="webbnyheter2012", show_default=True)
 @click.option("--embeddings", "embeddings_path", type=click.Path(path_type=Path), required=True)
@@ -130,7 +132,8 @@ def tune_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pat
     """Search one family's KD settings and size on dev F1 with Ray Tune; the best into a recipe file."""
     try:
         from swener import config as _recipe
-        from swener import sweep, tune
+        from swener.grid import tune
+        from swener.students import sweep
     except ImportError as err:
         raise SwenerError(f"swener tune: {err}") from None
     recipe_file = recipe_file or _recipe.DEFAULT_RECIPE

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from swener import config as recipe  # the KD settings and their checks (house layout: swener.config)
+from swener import config
 from swener.atomic import write_json
 from swener.errors import SwenerError
+from swener.runs import RESULTS_FILE, StudentResults
 
 log = logging.getLogger("swener")
 
@@ -67,6 +68,18 @@ def parse_factor(text: str) -> tuple[str, list]:
     return name, parsed
 
 
+def base_trial(family: str, recipe: config.Recipe, alpha: tuple[float, float | None] | None = None,
+               temperature: float | None = None, kd_target: str | None = None, transfer_text: str | None = None,
+               transfer_sentences: int | None = None, **run: object) -> Trial:
+    """The sweep's base: the KD values given, else the family's recipe; `run`: seed, epochs, updates."""
+    start, end = alpha or (recipe.alpha, recipe.alpha_end)
+    return Trial(family=family, alpha=start, alpha_end=end,
+                 temperature=temperature if temperature is not None else recipe.temperature,
+                 kd_target=kd_target or recipe.kd_target, transfer_text=transfer_text or recipe.transfer_text,
+                 transfer_sentences=transfer_sentences if transfer_sentences is not None else recipe.transfer_sentences,
+                 **run)
+
+
 def one_factor_trials(base: Trial, factors: Sequence[tuple[str, list]], seeds: Sequence[int],
                       plain: bool = True) -> list[Trial]:
     """The plain run and the base recipe per seed, then each factor's values with the rest at the base."""
@@ -81,7 +94,9 @@ def one_factor_trials(base: Trial, factors: Sequence[tuple[str, list]], seeds: S
             trials += [dataclasses.replace(seeded, **{name: value}) for value in values]
     unique: dict[str, Trial] = {}
     for trial in trials:
-        recipe.Recipe(alpha=trial.alpha, alpha_end=trial.alpha_end, temperature=trial.temperature,
+        if trial.transfer_text is None:  # a size without a text means nothing
+            trial = dataclasses.replace(trial, transfer_sentences=None)
+        config.Recipe(alpha=trial.alpha, alpha_end=trial.alpha_end, temperature=trial.temperature,
                       kd_target=trial.kd_target)  # checks the values before anything trains
         unique.setdefault(trial.name, trial)
     return list(unique.values())
@@ -95,10 +110,10 @@ def run_sweep(trials: Sequence[Trial], corpus: str, embeddings: Path, soft_dir: 
     rows = {row["name"]: row for row in read_table(table)}
     for number, trial in enumerate(trials, 1):
         out = root / trial.family / trial.name
-        results_path = out / "results.json"
+        results_path = out / RESULTS_FILE
         started = time.perf_counter()
         if results_path.exists():
-            results = json.loads(results_path.read_text())
+            results = StudentResults.read(results_path).to_dict()
         else:
             settings = StudentSettings(family=trial.family, alpha=trial.alpha, alpha_end=trial.alpha_end,
                                        temperature=trial.temperature, kd_target=trial.kd_target,

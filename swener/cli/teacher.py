@@ -1,0 +1,136 @@
+"""`swener teacher ...`: fine-tune the transformer teacher, write its soft labels and k best paths, score it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from swener import config  # standard library only: the defaults
+from swener.cli.base import (
+    Group,
+    _existing_file,
+    at_least,
+    corpus_option,
+    main,
+    positive,
+    teacher_option,
+)
+
+
+@main.group(cls=Group)
+def teacher() -> None:
+    """Fine-tune the transformer teacher and write its soft labels."""
+
+
+@teacher.command("train")
+@corpus_option
+@click.option("--backbone", default=config.BACKBONE, show_default=True,
+              help="e5-small-sv (trimmed), e5-small, a local folder or a HF id.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the trained teacher.")
+@click.option("--epochs", type=int, callback=at_least(1), default=config.TEACHER_EPOCHS, show_default=True,
+              help="At most this many epochs; the best on dev is kept.")
+@click.option("--patience", type=int, callback=at_least(1), default=config.TEACHER_PATIENCE, show_default=True,
+              help="Stop when dev F1 has not improved for this many epochs.")
+@click.option("--lr", type=float, callback=positive, default=config.TEACHER_LR, show_default=True)
+@click.option("--batch-size", type=int, callback=at_least(1), default=config.TEACHER_BATCH, show_default=True)
+@click.option("--crf/--no-crf", default=config.TEACHER_CRF, show_default=True, help="A CRF head (default: softmax).")
+@click.option("--decoding", type=click.Choice(list(config.TEACHER_DECODINGS)), default=config.TEACHER_DECODING,
+              show_default=True,
+              help="Softmax head: constrained BIOES Viterbi and chain marginals, or Flair's per-token argmax.")
+@click.option("--max-sentences", type=int, callback=at_least(1), default=None,
+              help="Use only the first N sentences of each split.")
+@click.option("--seed", type=int, default=config.TEACHER_SEED, show_default=True)
+@click.option("--freeze-word-embeddings/--train-word-embeddings", default=config.TEACHER_FREEZE,
+              show_default=True, help="Keep the backbone's vocabulary table fixed.")
+@click.option("--bf16/--float32", "use_amp", default=False, show_default=True,
+              help="Train under CPU bf16 autocast.")
+def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patience: int, lr: float,
+                  batch_size: int, crf: bool, decoding: str, max_sentences: int | None, seed: int,
+                  freeze_word_embeddings: bool, use_amp: bool) -> None:
+    """Fine-tune a flair SequenceTagger over a transformer backbone; keeps the best model on dev F1."""
+    from swener.teacher import run as teacher_lib
+
+    settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, decoding=decoding, learning_rate=lr,
+                                           batch_size=batch_size, epochs=epochs, patience=patience,
+                                           freeze_word_embeddings=freeze_word_embeddings, use_amp=use_amp,
+                                           seed=seed)
+    click.echo(f"teacher: {teacher_lib.train_teacher(corpus_name, settings, out, max_sentences)}")
+
+
+@teacher.command("soft-labels")
+@teacher_option
+@corpus_option
+@click.option("--split", "splits", multiple=True,
+              help="Splits to write (default: train and dev, unless only --text is given; test only when asked for).")
+@click.option("--text", "texts", multiple=True, type=click.Path(path_type=Path),
+              help="A file of unlabelled Swedish text (.txt or .txt.gz) to write as a transfer set.")
+@click.option("--max-sentences", type=int, callback=at_least(1), default=None,
+              help="Only the first N sentences of each split/text.")
+@click.option("--topk", type=int, callback=at_least(1), default=None,
+              help="Store only the k most likely tags per token.")
+@click.option("--bf16/--float32", default=False, show_default=True, help="Run the teacher under CPU bf16 autocast.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder: <out>/<split>.npz")
+def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, ...], texts: tuple[Path, ...],
+                        max_sentences: int | None, topk: int | None, bf16: bool, out: Path) -> None:
+    """Write the teacher's per-token log-distributions, one file per split (and per text file)."""
+    from swener.teacher import run as teacher_lib
+
+    splits = splits or (() if texts else ("train", "dev"))
+    for path in teacher_lib.write_soft_labels(_existing_file(teacher_path, "teacher model"), corpus_name,
+                                              list(splits), list(texts), out, max_sentences=max_sentences, topk=topk,
+                                              bf16=bf16):
+        click.echo(f"wrote {path}")
+
+
+@teacher.command("kbest")
+@teacher_option
+@corpus_option
+@click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True,
+              help="The teacher's soft-label folder; <dir>/<split>.npz gets the k-best arrays.")
+@click.option("--split", "splits", multiple=True, help="Splits to add them to (default: train).")
+@click.option("--k", type=int, callback=at_least(1), default=config.DEFAULT_KBEST, show_default=True,
+              help="Paths per sentence.")
+def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: tuple[str, ...], k: int) -> None:
+    """Add the teacher's k best BIOES paths and their log-probabilities to its cache (for --kd-target kbest)."""
+    from swener.teacher.run import add_teacher_kbest
+
+    for path in add_teacher_kbest(_existing_file(teacher_path, "teacher model"), corpus_name, soft_dir,
+                                  list(splits) or ["train"], k):
+        click.echo(f"wrote {path}")
+
+
+@teacher.command("evaluate")
+@teacher_option
+@corpus_option
+@click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), default=None,
+              help="Its soft-label folder, to report the one-time cost of the cache.")
+@click.option("--max-sentences", type=int, callback=at_least(1), default=None)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="teacher.json to write.")
+def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None, max_sentences: int | None,
+                     out: Path) -> None:
+    """Score the teacher on the test sets and measure its cost, for the report."""
+    from swener.teacher import run as teacher_lib
+
+    results = teacher_lib.evaluate_teacher(_existing_file(teacher_path, "teacher model"), corpus_name, out,
+                                           soft_dir, max_sentences)
+    for name, row in results["scores"].items():
+        click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")
+    click.echo(f"{results['cost']['tokens_per_second']:.0f} tokens/s; wrote {out}")
+
+
+@teacher.command("bench")
+@teacher_option
+@corpus_option
+@click.option("--max-sentences", type=int, callback=at_least(1), default=2000, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="JSON file to write.")
+def teacher_bench(teacher_path: str, corpus_name: str, max_sentences: int, out: Path) -> None:
+    """Speed of the soft-label pass: corpus order vs length-sorted, float32 vs bf16 (one process)."""
+    from swener.atomic import write_json
+    from swener.teacher.bench import soft_label_speed
+
+    result = soft_label_speed(_existing_file(teacher_path, "teacher model"), corpus_name,
+                              max_sentences=max_sentences)
+    write_json(out, result)
+    for name, row in result["variants"].items():
+        click.echo(f"{name}: {row['tokens_per_second']:.0f} tokens/s")
+    click.echo(f"bf16 argmax agreement {result['bf16_argmax_agreement']:.5f}; wrote {out}")

@@ -1,0 +1,2 @@
+"""fastText word vectors: the compact table (numpy), swener's Flair embeddings class, .npz/.bin/.vec files,
+gensim training and its text, intrinsic checks."""
