@@ -296,11 +296,12 @@ endif
 
 # Ray's grid against make -j2 on the same students (STUDENT_THREADS=1), back to back, on a quiet machine:
 # results/$(PROFILE)/bench-grid.json. The teacher, its caches and the embeddings must be made first.
-BENCH_GRID_VARS ?= FAMILIES="$(FAMILIES)" SEEDS="1 2"
+# Both get every variable of this call (as ENGINE=ray does), then BENCH_GRID_VARS.
+BENCH_GRID_VARS ?= SEEDS="1 2"
 .PHONY: bench-grid
 bench-grid: $(EMB_DIR)/manifest.json $(TEACHER_JSON) | $(BIN)/swener
 	$(BIN)/python -m swener.grid.bench --makefile $(ROOT)Makefile --jobs 2 --out results/$(PROFILE)/bench-grid.json \
-		-- $(if $(filter 1,$(QUICK)),QUICK=1) EMB_DIR=$(abspath $(EMB_DIR)) $(BENCH_GRID_VARS)
+		-- $(foreach v,$(GRID_VARS),'$(v)=$($(v))') $(BENCH_GRID_VARS)
 
 # ----- Ray Tune on dev (never test): one family's alpha, T, KD target, transfer size and hidden size -----
 # `make tune TUNE_FAMILY=bilstm TUNE_SPACE="--alpha 0.1,0.5,0.9 --temperature 1,2,4"`: trials in

@@ -119,6 +119,7 @@ def test_grid_on_local_ray_matches_the_make_route(tmp_path, tiny_backbone, tiny_
                               env=env, capture_output=True, text=True, timeout=900)
 
     run = grid("--inject-fault", "cnn kd seed 1", "--summary", str(tmp_path / "summary.json"))
+    print(run.stdout)  # shown with pytest -rP
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert _f1s(by_ray) == _f1s(by_make) and len(_f1s(by_ray)) == 2  # same folder names, same F1
     assert "cnn plain seed 1, dev F1 " in run.stdout and "[3/3] report" in run.stdout
@@ -133,6 +134,7 @@ def test_grid_on_local_ray_matches_the_make_route(tmp_path, tiny_backbone, tiny_
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
 
     doomed = grid("STUDENT_EPOCHS=2", "--retries", "1", "--inject-fault", "cnn plain:always")
+    print(doomed.stdout)
     assert doomed.returncode == 1, doomed.stdout + doomed.stderr
     assert "1 failed" in doomed.stdout and "failed: cnn plain seed 1 after 2 attempt(s)" in doomed.stdout
     assert "log: " in doomed.stdout and "not run (a step they need failed)" in doomed.stdout

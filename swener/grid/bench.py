@@ -59,10 +59,13 @@ def _f1s(root: Path) -> dict[str, list[float]]:
 
 
 def _fresh_root(path: Path, work: Path) -> Path:
+    """A folder of its own for the students and the report; the teacher, caches, embeddings and wheels shared."""
     shutil.rmtree(path, ignore_errors=True)
     (path / "models").mkdir(parents=True)
-    (path / "models" / "teacher").symlink_to(work / "models" / "teacher")
-    (path / "softlabels").symlink_to(work / "softlabels")
+    (path / "build").mkdir()
+    for shared in ("models/teacher", "softlabels", "embeddings", "build/wheels"):
+        if (work / shared).exists():
+            (path / shared).symlink_to(work / shared)
     return path
 
 
