@@ -42,7 +42,17 @@ def _plan(*steps: Step) -> Plan:
     return Plan(variables={"STUDENT_THREADS": "1"}, steps=list(steps))
 
 
-def test_runner_order_retries_failures_and_resume(tmp_path):
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module's in-process grids (each call would start its own otherwise)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_runner_order_retries_failures_and_resume(tmp_path, local_ray):
     from swener.grid.ray_runner import Fault, run_grid
 
     plan = _plan(_step("a"), _step("b", seconds=4.0, needs=("runs/a/results.json",)), _step("c", code=3),

@@ -235,9 +235,14 @@ def dev_f1(results_json: Path) -> float | None:
 
 
 def start_ray(address: str | None, cpus: int | None, object_store_mb: int) -> ModuleType:
-    """Connect to a cluster (`address` or RAY_ADDRESS), else start a local Ray with a capped object store."""
+    """Connect to a cluster (`address` or RAY_ADDRESS), else start a local Ray with a capped object store.
+
+    A Ray this process has already started is used as it is.
+    """
     import ray
 
+    if ray.is_initialized():
+        return ray
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False)
@@ -259,6 +264,9 @@ def run_grid(plan: Plan, root: Path, *, address: str | None = None, cpus: int | 
         echo(f"grid: nothing to do ({len(skipped)} steps finished before)")
         return summary
     echo(f"grid: {len(to_run)} steps to run, {len(skipped)} finished before")
+    import ray as _ray
+
+    owned = not _ray.is_initialized()  # shut down at the end only a Ray started here
     ray = start_ray(address, cpus, object_store_mb)
     from ray.exceptions import RayError
 
@@ -346,7 +354,8 @@ def run_grid(plan: Plan, root: Path, *, address: str | None = None, cpus: int | 
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
     finally:
-        ray.shutdown()
+        if owned:
+            ray.shutdown()
         summary.wall_seconds = time.time() - started
     return summary
 
