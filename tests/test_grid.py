@@ -138,6 +138,7 @@ def test_grid_on_local_ray_matches_the_make_route(tmp_path, tiny_backbone, tiny_
     assert doomed.returncode == 1, doomed.stdout + doomed.stderr
     assert "1 failed" in doomed.stdout and "failed: cnn plain seed 1 after 2 attempt(s)" in doomed.stdout
     assert "log: " in doomed.stdout and "not run (a step they need failed)" in doomed.stdout
+    assert "    command: swener train --family cnn --alpha 0 --seed 1" in doomed.stdout
     failed_set = by_ray / "models" / "cnn" / "plain" / "webbnyheter2012-emb-tiny-ep2-lr0.1-n30"
     assert not (failed_set / "seed-1").exists()  # only seed-1.partial, which nothing takes for a finished run
     assert not list(failed_set.glob("*/results.json"))

@@ -69,6 +69,7 @@ def test_runner_order_retries_failures_and_resume(tmp_path, local_ray):
     assert "exited with 3" in status["c"].error and status["c"].attempts == 2
     text = "\n".join(summary.lines())
     assert "2 done, 0 skipped" in text and "1 failed, 1 not run" in text and f"log: {status['c'].log}" in text
+    assert "    command: " in text
     assert "=== attempt 2" in Path(status["c"].log).read_text()
     assert not (tmp_path / "runs" / "c").exists() and (tmp_path / "runs" / "c.partial").is_dir()
 

@@ -13,45 +13,20 @@ down; a rerun resumes from the finished targets.
 """
 from __future__ import annotations
 
-import glob
 import hashlib
-import json
 import os
 import re
-import shlex
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, TextIO
+from typing import Callable
 
 from swener.grid.plan import TEACHER_KINDS, Plan, Step
+from swener.grid.task import Fault, StepFailed, attempts, execute, short
 
 DEFAULT_OBJECT_STORE_MB = 256  # the grid passes file paths, not arrays: a small store is plenty
-BUILTINS = ("mkdir", "cp", "touch")
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A fault injected for tests: the worker of a matching step kills itself once its command has started.
-
-    `always`: on every attempt (the step fails for good), else on the first attempt only.
-    """
-
-    pattern: str
-    always: bool = False
-
-    @classmethod
-    def parse(cls, text: str | None) -> "Fault | None":
-        if not text:
-            return None
-        pattern, _, mode = text.partition(":")
-        return cls(pattern, mode == "always")
 
 
 @dataclass
@@ -91,6 +66,7 @@ class Summary:
         for o in self.outcomes:
             if o.status == "failed":
                 lines.append(f"  failed: {o.step.name} after {o.attempts} attempt(s): {o.error}")
+                lines.append(f"    command: {short(o.step.commands[0])}")
                 lines.append(f"    log: {o.log}")
         return lines
 
@@ -116,124 +92,6 @@ def pending_steps(plan: Plan, root: Path) -> tuple[list[Step], list[Step]]:
     return [s for s in plan.steps if s.target in run], [s for s in plan.steps if s.target not in run]
 
 
-def _resolve(command: tuple[str, ...]) -> list[str]:
-    """The command with `swener` as this environment's program and `pip` as this Python's pip."""
-    bin_dir = Path(sys.executable).parent
-    swener = [str(bin_dir / "swener")] if (bin_dir / "swener").exists() else \
-        [sys.executable, "-c", "from swener_cli import main; main()"]
-    words: list[str] = []
-    for position, word in enumerate(command):
-        if word == "swener" and (position == 0 or command[0] == "nice"):
-            words += swener
-        elif word == "pip" and position == 0:
-            words += [sys.executable, "-m", "pip"]
-        else:
-            words.append(word)
-    return words
-
-
-def _builtin(command: tuple[str, ...], root: Path) -> None:
-    """mkdir -p, cp (with globs) and touch, done here rather than by a shell."""
-    name, *args = command
-    if name == "mkdir":
-        for arg in args[1:] if args[:1] == ["-p"] else args:
-            (root / arg).mkdir(parents=True, exist_ok=True)
-    elif name == "touch":
-        for arg in args:
-            (root / arg).touch()
-    else:
-        *sources, dest = args
-        files = [f for s in sources for f in (sorted(glob.glob(str(root / s))) if "*" in s else [str(root / s)])]
-        for source in files:
-            shutil.copy(source, root / dest)
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the worker that started it dies (Linux), so no orphan keeps writing."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the command's process group, SIGKILL after 10 s."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-class StepFailed(RuntimeError):
-    """A step's command exited with an error (its message: the command, the exit code, the log)."""
-
-
-def execute(step: Step, root: str, log: str, env: dict, fault: Fault | None) -> dict:
-    """Run a step's commands (the body of the Ray task); returns its timing and, for students, dev F1."""
-    root_path, log_file = Path(root), Path(log)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    attempt = 1 + _attempts(log_file)
-    started = time.time()
-    with open(log_file, "a") as out:
-        out.write(f"=== attempt {attempt} of {step.name} on {socket.gethostname()} "
-                  f"at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        out.flush()
-        for command in step.commands:
-            out.write(f"$ {shlex.join(command)}\n")
-            out.flush()
-            if command[0] in BUILTINS:
-                _builtin(command, root_path)
-                continue
-            proc = subprocess.Popen(_resolve(command), cwd=root_path, env={**os.environ, **env}, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
-            try:
-                if fault and fault.pattern in step.name and (fault.always or attempt == 1):
-                    _inject(step, root_path, proc, out)
-                code = proc.wait()
-            except BaseException:  # cancelled (KeyboardInterrupt) or the worker is going down
-                _stop(proc)
-                raise
-            if code != 0:
-                raise StepFailed(f"`{_short(command)}` exited with {code} (log {log_file})")
-    seconds = time.time() - started
-    result = {"seconds": seconds, "started": started, "attempt": attempt, "node": socket.gethostname()}
-    if step.kind == "student":
-        result["dev_f1"] = dev_f1(root_path / step.target)
-    return result
-
-
-def _inject(step: Step, root: Path, proc: subprocess.Popen, out: TextIO) -> None:
-    """The injected fault: once the command has started writing (its .partial folder) kill this worker."""
-    partial = root / (step.out_dir + ".partial")
-    deadline = time.time() + 300
-    while not partial.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)
-    out.write("=== injected fault: killing the worker\n")
-    out.flush()
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def dev_f1(results_json: Path) -> float | None:
-    """The micro F1 on the corpus's dev split in a student's results.json."""
-    try:
-        results = json.loads(results_json.read_text())
-        corpus = results.get("corpus") or results.get("settings", {}).get("corpus")
-        scores = results["scores"]
-        key = f"{corpus}/dev" if f"{corpus}/dev" in scores else next(k for k in scores if k.endswith("/dev"))
-        return float(scores[key]["micro_f1"])
-    except (OSError, ValueError, KeyError, StopIteration, TypeError):
-        return None
-
-
 def start_ray(address: str | None, cpus: int | None, object_store_mb: int) -> ModuleType:
     """Connect to a cluster (`address` or RAY_ADDRESS), else start a local Ray with a capped object store.
 
@@ -247,7 +105,7 @@ def start_ray(address: str | None, cpus: int | None, object_store_mb: int) -> Mo
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  object_store_memory=object_store_mb * 1024 * 1024)
     return ray
 
@@ -328,7 +186,7 @@ def run_grid(plan: Plan, root: Path, *, address: str | None = None, cpus: int | 
                         result = ray.get(ref)
                     except (RayError, StepFailed) as err:
                         o.status, o.error = "failed", _one_line(err)
-                        o.attempts = _attempts(Path(o.log))
+                        o.attempts = attempts(Path(o.log))
                         block_dependents(step.target)
                         echo(f"[{count}/{len(to_run)}] FAILED {step.name} ({o.error}); log {o.log}")
                     else:
@@ -366,19 +224,6 @@ def _threads(step: Step, plan: Plan, teacher_cpus: int) -> float:
     if step.kind in TEACHER_KINDS or step.kind == "embeddings":
         return float(teacher_cpus)
     return 1.0
-
-
-def _short(command: tuple[str, ...], limit: int = 400) -> str:
-    """The command on one line (at most `limit` characters)."""
-    text = " ".join(shlex.join(command).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _attempts(log: Path) -> int:
-    """Attempts at the step since the grid last submitted it (the log's last `=== grid` line)."""
-    if not log.exists():
-        return 0
-    return log.read_text(errors="replace").rpartition("=== grid ")[2].count("=== attempt ")
 
 
 def _one_line(err: BaseException) -> str:
