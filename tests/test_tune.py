@@ -60,3 +60,10 @@ def test_tune_on_local_ray_searches_on_dev_only(tmp_path, tiny_vectors, no_teach
     best = tune.best_finished(rows)
     tune.write_recipe(tmp_path / "tuned.json", recipe.DEFAULT_RECIPE, "bilstm", best, table)
     assert recipe.load(tmp_path / "tuned.json", "bilstm").alpha == best["alpha"]
+
+    finished = {p: p.stat().st_mtime for p in (tmp_path / "runs" / "bilstm").glob("*/results.json")}
+    again = tune.run_tune(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "runs", table, cpus=2,
+                          object_store_mb=128)
+    assert {p: p.stat().st_mtime for p in finished} == finished  # finished trials read back, not trained again
+    second = {r["name"]: r["dev_f1"] for r in again}
+    assert all(second[r["name"]] == r["dev_f1"] for r in rows if not r["stopped_early"])
