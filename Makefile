@@ -277,7 +277,46 @@ $(REPORT_DIR)/REPORT.md: $(STUDENT_RESULTS) $(TEACHER_JSON)
 
 .PHONY: experiment report
 report: $(REPORT_DIR)/REPORT.md
+# ENGINE=ray: the same grid as Ray tasks (`swener grid`, pip install -e '.[ray]'), given every variable above,
+# so it makes the same runs in the same folders; GRID_OPTS for its options (--address, --cpus, --retries).
+ENGINE ?= make
+GRID_OPTS ?=
+GRID_VARS := QUICK CORPUS MAX_SENTENCES BACKBONE TEACHER_LR TEACHER_BATCH TEACHER_PATIENCE TEACHER_DECODING \
+	TEACHER_FREEZE TEACHER_SEED TEACHER_EPOCHS KBEST_K EMB_MODEL EMB_DIM EMB_EPOCHS EMB_SAMPLE EMB_ARGS EMB_DIR \
+	FAMILIES STUDENT_LR STUDENT_EPOCHS SEEDS RECIPE ALPHA TEMPERATURE KD_TARGET TRANSFER_TEXT TRANSFER_SENTENCES \
+	TRANSFER_MAX STUDENT_THREADS
+ifeq ($(ENGINE),ray)
+experiment: | $(BIN)/swener
+	$(BIN)/swener grid $(GRID_OPTS) $(foreach v,$(GRID_VARS),'$(v)=$($(v))')
+else ifeq ($(ENGINE),make)
 experiment: $(REPORT_DIR)/REPORT.md
+else
+$(error ENGINE=$(ENGINE): make or ray)
+endif
+
+# Ray's grid against make -j2 on the same students (STUDENT_THREADS=1), back to back, on a quiet machine:
+# results/$(PROFILE)/bench-grid.json. The teacher, its caches and the embeddings must be made first.
+# Both get every variable of this call (as ENGINE=ray does), then BENCH_GRID_VARS.
+BENCH_GRID_VARS ?= SEEDS="1 2"
+.PHONY: bench-grid
+bench-grid: $(EMB_DIR)/manifest.json $(TEACHER_JSON) | $(BIN)/swener
+	$(BIN)/python -m swener.grid.bench --makefile $(ROOT)Makefile --jobs 2 --out results/$(PROFILE)/bench-grid.json \
+		-- $(foreach v,$(GRID_VARS),'$(v)=$($(v))') $(BENCH_GRID_VARS)
+
+# ----- Ray Tune on dev (never test): one family's alpha, T, KD target, transfer size and hidden size -----
+# `make tune TUNE_FAMILY=bilstm TUNE_SPACE="--alpha 0.1,0.5,0.9 --temperature 1,2,4"`: trials in
+# models/tune/<teacher>/<student set>/<family>/, the table in results/<profile>/tune/<family>.json (and .md),
+# the best trial's KD settings into TUNE_RECIPE (then `make students RECIPE=$(TUNE_RECIPE)`).
+TUNE_FAMILY ?= bilstm-crf
+TUNE_SPACE ?= --alpha 0.1,0.5,0.9 --temperature 1,2,4
+TUNE_OPTS ?=
+TUNE_RECIPE ?= recipes/tuned-$(PROFILE).json
+.PHONY: tune
+tune: $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz | $(BIN)/swener
+	$(BIN)/swener tune --family $(TUNE_FAMILY) --corpus $(CORPUS) --embeddings $(EMB_DIR) --soft-labels $(SOFT_DIR) \
+		--recipe $(RECIPE) $(TUNE_SPACE) --epochs $(STUDENT_EPOCHS) --threads $(STUDENT_THREADS) $(MAXS_OPT) \
+		--root models/tune/$(TEACHER_ID)/$(STUDENT_SET) --table results/$(PROFILE)/tune/$(TUNE_FAMILY).json \
+		--out $(TUNE_RECIPE) $(TUNE_OPTS)
 
 # ----- speed of `swener tag` on ~1 MB of Swedish text: tokens/s after start-up, start-up, peak memory -----
 BENCH_MODEL ?= bilstm-crf

@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "swener"
 # Lowest first: a module may import its own layer and the layers before it. The top-level
 # modules (config, errors, atomic, files, batching, runs) are the base, below every subpackage.
-LAYERS = ("data", "vectors", "kd", "eval", "train", "teacher", "students", "report", "serve", "cli")
+LAYERS = ("data", "vectors", "kd", "eval", "train", "teacher", "students", "report", "serve", "grid", "cli")
 SHIMS = {"swener.taggers", "swener.teacher_tagger", "swener.embeddings", "swener.bench", "swener.bench_tag"}
 ENTRY = {"swener"}  # swener/__init__.py imports the Flair classes to register them
 MAX_LINES = 400

@@ -125,8 +125,11 @@ def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha
 
 
 def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: Path, soft_dir: Path | None,
-                  out: Path, eval_corpora: Sequence[str] = EVAL_CORPORA) -> dict:
-    """Train, score and measure one student; returns (and writes) its results."""
+                  out: Path, eval_corpora: Sequence[str] = EVAL_CORPORA, plugins: Sequence = ()) -> dict:
+    """Train, score and measure one student; returns (and writes) its results.
+
+    `plugins`: more Flair trainer plugins (e.g. swener.tune's per-epoch report of dev F1).
+    """
     import flair
 
     from swener.eval.evaluate import score_model
@@ -202,7 +205,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         epochs = max(1, round(settings.updates / batches))
         log.info("%d updates at %d batches per epoch: %d epochs", settings.updates, batches, epochs)
     results["epochs"] = epochs
-    plugins: list = [GradientNorms(settings.gradient_probes)] if settings.gradient_probes > 0 else []
+    plugins = [*plugins, *([GradientNorms(settings.gradient_probes)] if settings.gradient_probes > 0 else [])]
     if settings.alpha_end is not None:
         plugins.append(AlphaSchedule(settings.alpha, settings.alpha_end, epochs))
     fit(student, flair_corpus, out, TrainSettings(epochs=epochs, learning_rate=settings.learning_rate,

@@ -159,7 +159,7 @@ def write_table(table: Path, rows: list[dict]) -> None:
         transfer = f"{Path(r['transfer_text']).name.split('.')[0]} {r['transfer_sentences'] or 'all'}" \
             if r["transfer_text"] else "-"
         alpha = f"{r['alpha']:g}" + (f"->{r['alpha_end']:g}" if r["alpha_end"] is not None else "")
-        per_type = " | ".join(f"{r['dev_per_type'].get(k, 0.0):.3f}" for k in types)
+        per_type = " | ".join(f"{r['dev_per_type'][k]:.3f}" if k in r["dev_per_type"] else "-" for k in types)
         lines.append(f"| {r['family']} | {r['name']} | {alpha} | {r['temperature']:g} | {r['kd_target']} | "
                      f"{transfer} | {r['seed']} | {r['epochs_run']} | {r['dev_f1']:.4f} | {per_type} | "
                      f"{r['minutes']:.1f} |")
