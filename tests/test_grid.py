@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_commands(tmp_path: Path, *assignments: str) -> list[tuple[str, ...]]:
     """The commands `make -n -B experiment` prints, with the venv's programs as plain `swener`/`pip`."""
     venv = tmp_path / "venv"
-    run = subprocess.run(["make", "--no-print-directory", "-n", "-B", "-f", str(ROOT / "Makefile"), f"VENV={venv}", *assignments,
+    run = subprocess.run(["make", "--no-print-directory", "-n", "-B", "-f", str(ROOT / "Makefile"), f"VENV={venv}",
+                          *assignments,
                           "experiment"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     commands = []
@@ -148,7 +149,8 @@ def test_grid_on_local_ray_matches_the_make_route(tmp_path, tiny_backbone, tiny_
                                                         "TRANSFER_TEXT=news.txt", "GRID_OPTS=--retries 1")])
 def test_make_experiment_engine_ray_passes_the_grid_every_variable(tmp_path, assignments):
     """`make experiment ENGINE=ray` calls `swener grid` with Make's values: its plan is Make's own chain."""
-    run = subprocess.run(["make", "--no-print-directory", "-n", "-f", str(ROOT / "Makefile"), f"VENV={tmp_path}/venv", *assignments,
+    run = subprocess.run(["make", "--no-print-directory", "-n", "-f", str(ROOT / "Makefile"), f"VENV={tmp_path}/venv",
+                          *assignments,
                           "ENGINE=ray", "experiment"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     line = next(line for line in run.stdout.splitlines() if " grid " in line)
