@@ -51,7 +51,7 @@ def test_the_makefile_defaults_are_the_python_defaults():
                                                                  flag(config.QUICK_TEACHER_FREEZE))
     assert (full["TEACHER_EPOCHS"], quick["TEACHER_EPOCHS"]) == (str(config.TEACHER_EPOCHS),
                                                                  str(config.QUICK_TEACHER_EPOCHS))
-    assert float(both["TEACHER_LR"]) == config.TEACHER_LR
+    assert (float(both["TEACHER_LR"]), float(quick["TEACHER_LR"])) == (config.TEACHER_LR, config.QUICK_TEACHER_LR)
     assert int(both["TEACHER_BATCH"]) == config.TEACHER_BATCH
     assert int(both["TEACHER_PATIENCE"]) == config.TEACHER_PATIENCE
     assert both["TEACHER_DECODING"] == config.TEACHER_DECODING

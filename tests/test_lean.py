@@ -210,3 +210,33 @@ def test_crf_nll_matches_flair_viterbi_loss():
     our_grads = torch.autograd.grad(ours, (emissions, transitions))
     assert float(ours.detach()) == pytest.approx(float(flair_loss.detach()), rel=1e-6)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(flair_grads, our_grads))
+
+
+def test_bilstm_encoder_equals_the_packed_bidirectional_lstm():
+    """The two unidirectional runs (backward over each sentence reversed in place) against nn.LSTM on packed input."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from swener.students.encoders.bilstm import BiLSTM
+
+    torch.manual_seed(3)
+    encoder = BiLSTM(7, 5)
+    lengths = torch.tensor([9, 6, 6, 2, 1])
+    vectors = torch.randn(5, 9, 7)
+    mask = (torch.arange(9)[None, :] < lengths[:, None]).unsqueeze(-1)
+    vectors = (vectors * mask).requires_grad_()  # zero padding, as the lean batch has
+    for training in (True, False):
+        encoder.train(training)
+        ours = encoder(vectors, lengths)
+        packed = pack_padded_sequence(vectors, lengths, batch_first=True)
+        reference = pad_packed_sequence(encoder.lstm(packed)[0], batch_first=True)[0]
+        assert ours.shape == reference.shape == (5, 9, 10)
+        assert torch.allclose(ours * mask, reference, atol=1e-6)
+        weights = torch.randn_like(ours) * mask  # a loss that reads real tokens only
+        inputs = [vectors, *encoder.parameters()]
+        ours_grad = torch.autograd.grad((ours * weights).sum(), inputs)
+        reference_grad = torch.autograd.grad((reference * weights).sum(), inputs)
+        for a, b in zip(ours_grad, reference_grad):
+            assert torch.allclose(a, b, atol=1e-5)
+        # a sentence's states do not depend on the other sentences of its batch
+        alone = encoder(vectors[3:4, :2], lengths[3:4])
+        assert torch.allclose(alone, ours[3:4, :2], atol=1e-6)

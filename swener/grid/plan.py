@@ -48,6 +48,7 @@ COMMON_DEFAULTS = {
 PROFILE_DEFAULTS = {
     "quick": {"MAX_SENTENCES": "all", "BACKBONE": config.QUICK_BACKBONE,
               "TEACHER_FREEZE": _flag(config.QUICK_TEACHER_FREEZE), "TEACHER_EPOCHS": str(config.QUICK_TEACHER_EPOCHS),
+              "TEACHER_LR": "2e-4",  # config.QUICK_TEACHER_LR as the Makefile writes it
               "STUDENT_EPOCHS": str(config.QUICK_STUDENT_EPOCHS), "SEEDS": _words(config.QUICK_SEEDS),
               "FAMILIES": _words(config.QUICK_FAMILIES), "EMB_SAMPLE": config.QUICK_EMB_SAMPLE},
     "full": {"MAX_SENTENCES": "all", "TEACHER_EPOCHS": str(config.TEACHER_EPOCHS),

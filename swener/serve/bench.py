@@ -2,7 +2,7 @@
 
     python -m swener.serve.bench [--model NAME=PATH ...] [--repeats 5] [--out results/full/bench.json]
     python -m swener.serve.bench agreement MODEL      # the lean path's tags against Flair's own, same model file
-    python -m swener.serve.bench epoch FAMILY --embeddings DIR [--epochs N --seeds 1,2,3]  # Flair's path vs lean
+    python -m swener.serve.bench epoch FAMILY --embeddings DIR [--epochs N --seeds 1,2,3]  # training paths compared
 
 Without --model, the models are the short names of `swener models` (teacher and the four
 student families). Every student is measured at float32 (its lean path), as an ONNX export
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import shutil
@@ -30,6 +31,7 @@ from typing import Any
 
 VARIANTS = ("float32", "onnx", "int8", "bf16")
 DEFAULT_OUT = Path("results/full/bench.json")
+log = logging.getLogger("swener")
 
 
 def peak_rss_mb() -> float:
@@ -238,15 +240,26 @@ def agreement(path: Path, corpus_name: str, batch_size: int = 32) -> dict:
     return out
 
 
+# the training paths `epoch` compares: (Flair's batch path?, length buckets?, packed LSTM?)
+EPOCH_PATHS = {"flair": (True, False, True), "lean": (False, False, True), "lean+buckets": (False, True, True),
+               "lean+buckets+two-runs": (False, True, False)}
+
+
 def epoch_times(family: str, embeddings: Path, corpus_name: str, threads: int, epochs: int = 1,
-                seeds: tuple[int, ...] = (1,)) -> dict:
-    """Seconds per epoch of Flair's trainer and dev F1, Flair's path then the lean one, from the same start per seed."""
+                seeds: tuple[int, ...] = (1,), paths: tuple[str, ...] = tuple(EPOCH_PATHS)) -> dict:
+    """Seconds per epoch of Flair's trainer and dev F1 for each training path, from the same start per seed.
+
+    `flair` is Flair's own batch path; `lean` the students' lean batch path (the previous
+    round's default); `+buckets` adds length-bucketed batches, `+two-runs` the BiLSTM's
+    two unidirectional runs instead of a packed sequence (this round's default).
+    """
     import flair
     import torch
     from flair.trainers import ModelTrainer
 
     from swener.data import corpora
     from swener.students.tagger import build_student
+    from swener.train.buckets import LengthBuckets
     from swener.vectors.embeddings import CompactFastTextEmbeddings
 
     torch.set_num_threads(threads)
@@ -256,21 +269,26 @@ def epoch_times(family: str, embeddings: Path, corpus_name: str, threads: int, e
                                      sample_missing_splits=False)
     out: dict[str, Any] = {"family": family, "threads": threads, "epochs": epochs, "seeds": list(seeds),
                            "train_sentences": len(flair_corpus.train)}
-    runs: dict[str, list[tuple[float, float]]] = {"flair": [], "lean": []}
+    runs: dict[str, list[tuple[float, float]]] = {path: [] for path in paths}
     for seed in seeds:
-        for lean in (False, True):
+        for path in paths:
+            flair_path, buckets, packed = EPOCH_PATHS[path]
             flair.set_seed(seed)
             student = build_student(family, CompactFastTextEmbeddings(embeddings), corpus.types)
-            student.lean = lean
+            student.lean = not flair_path
+            if hasattr(student.encoder_net, "packed"):
+                student.encoder_net.packed = packed
+            sampler = {"sampler": LengthBuckets(32, seed=seed)} if buckets else {}
             with tempfile.TemporaryDirectory(prefix="swener-epoch-") as folder:
                 clock = time.perf_counter()
                 ModelTrainer(student, flair_corpus).train(folder, learning_rate=0.1, mini_batch_size=32,
                                                           max_epochs=epochs, embeddings_storage_mode="cpu",
-                                                          save_final_model=False)
+                                                          save_final_model=False, **sampler)
                 seconds = time.perf_counter() - clock
                 header, *rows = (Path(folder) / "loss.tsv").read_text().splitlines()
                 dev = float(rows[-1].split("\t")[header.split("\t").index("DEV_F1")])
-            runs["lean" if lean else "flair"].append((seconds / epochs, dev))
+            runs[path].append((seconds / epochs, dev))
+            log.info("%s seed %d: %.1f s per epoch, dev F1 %.4f", path, seed, seconds / epochs, dev)
     for path, values in runs.items():
         f1s = [f1 for _, f1 in values]
         out[path] = {"seconds_per_epoch": [round(s, 1) for s, _ in values], "dev_f1": f1s,
@@ -313,8 +331,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--threads", type=int, default=1)
         parser.add_argument("--epochs", type=int, default=1)
         parser.add_argument("--seeds", type=lambda text: tuple(int(x) for x in text.split(",")), default=(1,))
+        parser.add_argument("--paths", type=lambda text: tuple(text.split(",")), default=tuple(EPOCH_PATHS),
+                            help=f"comma-separated subset of {','.join(EPOCH_PATHS)}")
         a = parser.parse_args(argv[1:])
-        print(json.dumps(epoch_times(a.family, a.embeddings, a.corpus, a.threads, a.epochs, a.seeds), indent=2))
+        print(json.dumps(epoch_times(a.family, a.embeddings, a.corpus, a.threads, a.epochs, a.seeds, a.paths),
+                         indent=2))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", help="NAME=PATH (repeatable); default: the short names")

@@ -44,6 +44,7 @@ class StudentSettings:
     epochs: int = config.STUDENT_EPOCHS
     learning_rate: float = config.STUDENT_LR
     batch_size: int = config.STUDENT_BATCH
+    length_buckets: bool = config.STUDENT_BUCKETS  # batches of similar-length sentences (less padding)
     seed: int = 1
     max_sentences: int | None = None
     threads: int = config.THREADS  # torch threads for training and for the speed measurement
@@ -210,6 +211,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         plugins.append(AlphaSchedule(settings.alpha, settings.alpha_end, epochs))
     fit(student, flair_corpus, out, TrainSettings(epochs=epochs, learning_rate=settings.learning_rate,
                                                   batch_size=settings.batch_size, seed=settings.seed,
-                                                  max_sentences=settings.max_sentences, threads=settings.threads),
+                                                  max_sentences=settings.max_sentences, threads=settings.threads,
+                                                  length_buckets=settings.length_buckets),
         plugins=plugins, finish=score)
     return results

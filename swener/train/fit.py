@@ -39,6 +39,7 @@ class TrainSettings:
     threads: int = config.THREADS
     use_amp: bool = False  # bf16 autocast on the CPU (fine-tuning only)
     fused_adamw: bool = True  # one fused AdamW kernel over all parameters (fine-tuning only)
+    length_buckets: bool = False  # batches of similar-length sentences (`swener.train.buckets`)
 
 
 def partial_dir(out_dir: Path) -> Path:
@@ -88,6 +89,8 @@ def fit(model: flair.nn.Model, corpus: Corpus, out_dir: Path, settings: TrainSet
     from flair.data import Corpus
     from flair.trainers import ModelTrainer
 
+    from swener.train.buckets import LengthBuckets
+
     out_dir = Path(out_dir)
     recover(out_dir)
     torch.set_num_threads(settings.threads)
@@ -101,12 +104,13 @@ def fit(model: flair.nn.Model, corpus: Corpus, out_dir: Path, settings: TrainSet
     common = dict(base_path=partial, learning_rate=settings.learning_rate, mini_batch_size=settings.batch_size,
                   max_epochs=settings.epochs, save_model_each_k_epochs=1, create_file_logs=True,
                   plugins=plugins or [], main_evaluation_metric=("micro avg", "f1-score"))
+    sampler = {"sampler": LengthBuckets(settings.batch_size, seed=settings.seed)} if settings.length_buckets else {}
     started = time.perf_counter()
     if settings.fine_tune:
-        trainer.fine_tune(**common, use_final_model_for_eval=False, embeddings_storage_mode="none",
+        trainer.fine_tune(**common, use_final_model_for_eval=False, embeddings_storage_mode="none", **sampler,
                           use_amp=settings.use_amp, **({"fused": True} if settings.fused_adamw else {}))
     else:
-        trainer.train(**common, embeddings_storage_mode="cpu")
+        trainer.train(**common, embeddings_storage_mode="cpu", **sampler)
     seconds = time.perf_counter() - started
     _keep_best(partial)
     records = {key: value for plugin in plugins or [] if hasattr(plugin, "training_record")
