@@ -229,11 +229,14 @@ SWEEP_FAMILY ?= bilstm-crf
 SWEEP_BASE ?= --alpha 0.5 --temperature 1 --kd-target marginals
 SWEEP_VARY ?= alpha=0.1,0.3,0.9 temperature=2,4
 SWEEP_SEEDS ?= 1
+comma := ,
+empty :=
+space := $(empty) $(empty)
 SWEEP_TABLE ?= results/$(PROFILE)/sweeps/$(SWEEP_FAMILY).json
 .PHONY: sweep
 sweep: $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz | $(BIN)/swener
 	$(BIN)/swener sweep --family $(SWEEP_FAMILY) --corpus $(CORPUS) --embeddings $(EMB_DIR) --soft-labels $(SOFT_DIR) \
-		--recipe $(RECIPE) $(SWEEP_BASE) $(foreach v,$(SWEEP_VARY),--vary $(v)) --seeds $(SWEEP_SEEDS) \
+		--recipe $(RECIPE) $(SWEEP_BASE) $(foreach v,$(SWEEP_VARY),--vary $(v)) --seeds $(subst $(space),$(comma),$(strip $(SWEEP_SEEDS))) \
 		--epochs $(STUDENT_EPOCHS) --threads $(STUDENT_THREADS) $(MAXS_OPT) --root models/sweeps/$(TEACHER_ID)/$(STUDENT_SET) \
 		--table $(SWEEP_TABLE)
 

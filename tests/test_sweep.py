@@ -53,3 +53,17 @@ def test_sweep_scores_dev_only_and_reads_finished_trials_back(tmp_path, tiny_vec
     again = sweep.run_sweep(trials, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "runs", table,
                             max_sentences=40)
     assert again == rows
+
+
+def test_make_sweep_passes_space_separated_seeds_as_the_cli_list():
+    """SWEEP_SEEDS is written like SEEDS ("1 2"); the CLI takes a comma-separated list."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(["make", "-n", "--no-print-directory", "-f", str(root / "Makefile"), "-o",
+                          f"{sys.prefix}/bin/swener", f"VENV={sys.prefix}", "sweep", "SWEEP_SEEDS=1 2  3"],
+                         cwd=root, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "--seeds 1,2,3 " in run.stdout

@@ -316,7 +316,11 @@ def add_teacher_kbest(teacher_path: Path, corpus_name: str, soft_dir: Path, spli
     written = []
     for path, tokens in jobs:
         started = time.perf_counter()
-        results = list(teacher_kbest(tagger, [Sentence(words) for words in tokens], k))
+        results = []
+        for i, result in enumerate(teacher_kbest(tagger, [Sentence(words) for words in tokens], k)):
+            results.append(result)
+            if (i + 1) % 1000 == 0:
+                log.info("%s: the %d best paths of %d/%d sentences", path.name, k, i + 1, len(tokens))
         softlabels.add_kbest(path, [p for p, _ in results], [s for _, s in results], k)
         log.info("added the %d best paths to %s (%.1f s)", k, path, time.perf_counter() - started)
         written.append(path)
