@@ -190,19 +190,27 @@ kd_result = models/$(1)/kd/$(call kd_set,$(1))/seed-$(2)/results.json
 STUDENT_THREADS ?= 2
 STUDENT_OPTS = --threads $(STUDENT_THREADS) --corpus $(CORPUS) --embeddings $(EMB_DIR) --epochs $(STUDENT_EPOCHS) --lr $(STUDENT_LR) $(MAXS_OPT)
 
-# one cache rule per transfer text the families use
+# one cache rule per transfer text the families use, and one for its k best paths (kbest families)
+transfer_kbest_stamp = $(SOFT_DIR)/transfer-$(call transfer_name,$(1)).kbest$(or $(KBEST_K),-default).done
 define transfer_rule
 $(SOFT_DIR)/transfer-$(call transfer_name,$(1)).npz: $(TEACHER)
 	$(BIN)/swener teacher soft-labels --teacher $(TEACHER) --corpus $(CORPUS) --text $(1) \
 		--max-sentences $(TRANSFER_MAX) --out $$(@D)
+
+$(call transfer_kbest_stamp,$(1)): $(SOFT_DIR)/transfer-$(call transfer_name,$(1)).npz
+	$(BIN)/swener teacher kbest --teacher $(TEACHER) --corpus $(CORPUS) --soft-labels $(SOFT_DIR) --text $(1) \
+		$(if $(KBEST_K),--k $(KBEST_K))
+	touch $$@
 endef
 $(foreach t,$(sort $(foreach f,$(FAMILIES),$(call kd_text,$(f)))),$(eval $(call transfer_rule,$(t))))
 
+# a kbest family's k-best paths: in the train cache, and in its transfer text's cache if it has one
+kbest_stamps = $(if $(filter kbest,$(call kd_target,$(1))),$(KBEST_STAMP) $(if $(call kd_text,$(1)),$(call transfer_kbest_stamp,$(call kd_text,$(1)))))
 define student_rules
 $(call plain_result,$(1),$(2)): $(EMB_DIR)/manifest.json | $(BIN)/swener
 	$(BIN)/swener train --family $(1) --alpha 0 --seed $(2) $(STUDENT_OPTS) --out $$(@D)
 
-$(call kd_result,$(1),$(2)): $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz $(call transfer_cache,$(1)) $(if $(filter kbest,$(call kd_target,$(1))),$(KBEST_STAMP)) | $(BIN)/swener
+$(call kd_result,$(1),$(2)): $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz $(call transfer_cache,$(1)) $(call kbest_stamps,$(1)) | $(BIN)/swener
 	$(BIN)/swener train --family $(1) --alpha $(call kd_alpha,$(1)) --temperature $(call kd_temperature,$(1)) \
 		--kd-target $(call kd_target,$(1)) --soft-labels $(SOFT_DIR) $(call transfer_opts,$(1)) --seed $(2) \
 		$(STUDENT_OPTS) --out $$(@D)

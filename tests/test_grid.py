@@ -47,6 +47,7 @@ def plan_commands(*assignments: str) -> list[tuple[str, ...]]:
      "TEMPERATURE=4", "KD_TARGET=kbest", "KBEST_K=3", "BACKBONE=/tmp/some/tiny-bert", "EMB_DIR=/tmp/emb-tiny",
      "TEACHER_SEED=2", "TEACHER_FREEZE=1"),
     ("TRANSFER_TEXT=/data/news.txt.gz", "TRANSFER_SENTENCES=7", "BACKBONE=e5-small", "EMB_SAMPLE=1M"),
+    ("FAMILIES=bilstm-crf cnn-crf", "KD_TARGET=kbest", "TRANSFER_TEXT=/data/news.txt.gz", "KBEST_K=2"),  # its paths too
 ])
 def test_plan_runs_the_commands_of_make(tmp_path, assignments):
     """Same variables -> the same commands with the same output paths as `make -n -B experiment`."""

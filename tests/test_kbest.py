@@ -224,3 +224,40 @@ def test_add_teacher_kbest_adds_the_teachers_paths_to_its_cache(tmp_path, corpus
     other.write_bytes(other.read_bytes() + b"\0")  # another file: another sha256
     with pytest.raises(SwenerError, match="written by another teacher"):
         add_teacher_kbest(other, "webbnyheter2012", tmp_path / "soft", ["train"], k=2)
+
+
+def test_transfer_caches_get_kbest_paths_and_a_kbest_student_needs_them(tmp_path, corpus, tiny_vectors):
+    """`add_teacher_kbest(texts=...)` fills a transfer cache; a kbest student with a transfer set refuses one without."""
+    from swener.students.run import StudentSettings, train_student
+    from swener.teacher.run import add_teacher_kbest, read_text_sentences
+
+    model = tmp_path / "teacher.pt"
+    _student("cnn-crf", tiny_vectors, corpus).save(model)
+    rng = np.random.default_rng(8)
+    text = tmp_path / "news.txt"
+    text.write_text("Anna Berg bor i Umeå. Hon arbetar på Volvo i Göteborg.\nRegeringen möttes i går.\n",
+                    encoding="utf-8")
+    soft_dir = tmp_path / "soft"
+    caches = {"train": ([s.tokens for s in corpus.splits["train"][:12]], "webbnyheter2012", "train"),
+              "transfer-news": (read_text_sentences(text), "text:news.txt", "transfer")}
+    for name, (tokens, source, split) in caches.items():
+        dists = [np.log(rng.dirichlet(np.ones(len(TAGS)), size=len(t))) for t in tokens]
+        softlabels.write(soft_dir / f"{name}.npz", dists, tags=TAGS, tokens=tokens, teacher_sha256=sha256_of(model),
+                         corpus=source, split=split)
+    settings = StudentSettings(family="bilstm-crf", alpha=0.5, kd_target="kbest", epochs=1, hidden_size=8,
+                               max_sentences=12, transfer_text=str(text))
+    add_teacher_kbest(model, "webbnyheter2012", soft_dir, ["train"], k=2)
+    with pytest.raises(SwenerError, match="transfer-news.npz: no k-best paths cached .* --text"):
+        train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run", eval_corpora=())
+    assert not (tmp_path / "run").exists()
+
+    assert add_teacher_kbest(model, "webbnyheter2012", soft_dir, [], k=2, texts=[text]) == [
+        soft_dir / "transfer-news.npz"]
+    tokens = caches["transfer-news"][0]
+    expected = list(teacher_kbest(flair.nn.Classifier.load(model), [Sentence(t) for t in tokens], k=2))
+    soft = softlabels.read(soft_dir / "transfer-news.npz")
+    for i, (paths, logp) in enumerate(expected):
+        got_paths, got_logp = soft.sentence_kbest(i)
+        assert np.array_equal(got_paths, paths) and np.allclose(got_logp, logp)
+    results = train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run", eval_corpora=())
+    assert results["training"]["train_sentences"] == 12 + len(tokens)

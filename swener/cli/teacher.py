@@ -87,15 +87,18 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
 @corpus_option
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), required=True,
               help="The teacher's soft-label folder; <dir>/<split>.npz gets the k-best arrays.")
-@click.option("--split", "splits", multiple=True, help="Splits to add them to (default: train).")
+@click.option("--split", "splits", multiple=True, help="Splits to add them to (default: train, unless --text).")
+@click.option("--text", "texts", multiple=True, type=click.Path(path_type=Path),
+              help="A transfer text whose cache (<dir>/transfer-<name>.npz) gets them too (repeatable).")
 @click.option("--k", type=int, callback=at_least(1), default=config.DEFAULT_KBEST, show_default=True,
               help="Paths per sentence.")
-def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: tuple[str, ...], k: int) -> None:
+def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: tuple[str, ...],
+                  texts: tuple[Path, ...], k: int) -> None:
     """Add the teacher's k best BIOES paths and their log-probabilities to its cache (for --kd-target kbest)."""
     from swener.teacher.run import add_teacher_kbest
 
     for path in add_teacher_kbest(_existing_file(teacher_path, "teacher model"), corpus_name, soft_dir,
-                                  list(splits) or ["train"], k):
+                                  list(splits) or ([] if texts else ["train"]), k, texts):
         click.echo(f"wrote {path}")
 
 

@@ -275,6 +275,7 @@ def plan(v: Mapping[str, str]) -> Plan:
                                       "--text", text, "--max-sentences", v["TRANSFER_MAX"], "--out", soft),),
                                   (teacher,)))
     kbest_stamp = f"{soft}/train.kbest{v['KBEST_K'] or '-default'}.done"
+    k_opt = ("--k", v["KBEST_K"]) if v["KBEST_K"] else ()
     student_opts = ("--threads", v["STUDENT_THREADS"], "--corpus", corpus, "--embeddings", emb, "--epochs",
                     v["STUDENT_EPOCHS"], "--lr", v["STUDENT_LR"], *maxs)
     results = []
@@ -291,7 +292,12 @@ def plan(v: Mapping[str, str]) -> Plan:
             if kd.target == "kbest":
                 needs.append(add(Step("kbest", "kbest", kbest_stamp, (
                     ("swener", "teacher", "kbest", "--teacher", teacher, "--corpus", corpus, "--soft-labels", soft,
-                     *(("--k", v["KBEST_K"]) if v["KBEST_K"] else ())), ("touch", kbest_stamp)), (train_cache,))))
+                     *k_opt), ("touch", kbest_stamp)), (train_cache,))))
+                if kd.text:  # the transfer text's cache gets them too
+                    stamp = f"{soft}/transfer-{transfer_name(kd.text)}.kbest{v['KBEST_K'] or '-default'}.done"
+                    needs.append(add(Step(f"kbest {transfer_name(kd.text)}", "kbest", stamp, (
+                        ("swener", "teacher", "kbest", "--teacher", teacher, "--corpus", corpus, "--soft-labels",
+                         soft, "--text", kd.text, *k_opt), ("touch", stamp)), (transfer[kd.text],))))
             transfer_opts = (("--transfer", kd.text, *(("--transfer-sentences", kd.sentences) if kd.sentences
                                                         else ())) if kd.text else ())
             kd_dir = run_dir(v, family, "kd", seed)

@@ -101,11 +101,12 @@ def load_soft_labels(soft_dir: Path, tokens: Sequence[Sequence[str]], split: str
 
 
 def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha256: str,
-                  types: Sequence[str] | None = None) -> list:
+                  types: Sequence[str] | None = None, kbest: bool = False) -> list:
     """Flair sentences of a transfer text with the teacher's cached distributions and hard weight 0.
 
     The cache is `soft_dir/transfer-<name>.npz` from `swener teacher soft-labels --text`; it
-    must come from the same teacher as the train cache and match the text's tokens.
+    must come from the same teacher as the train cache and match the text's tokens, and
+    hold the teacher's k best paths when `kbest` (else its sentences would teach nothing).
     """
     from flair.data import Sentence
 
@@ -116,6 +117,9 @@ def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha
     soft = softlabels.read(path)
     tokens = read_text_sentences(Path(text), soft.header["sentences"])
     softlabels.validate(soft, path, tokens, split="transfer", teacher_sha256=teacher_sha256, types=types)
+    if kbest and soft.kbest_paths is None:
+        raise SwenerError(f"{path}: no k-best paths cached for --kd-target kbest; add them with `swener teacher "
+                          f"kbest --teacher MODEL --soft-labels {soft_dir} --text {text}`")
     n = len(tokens) if sentences is None else sentences
     if n > len(tokens):
         raise SwenerError(f"{path}: {len(tokens)} sentences cached, {n} asked for; "
@@ -168,7 +172,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
             from flair.data import Corpus
 
             transfer = load_transfer(soft_dir, Path(settings.transfer_text), settings.transfer_sentences,
-                                     soft.header["teacher_sha256"], corpus.types)
+                                     soft.header["teacher_sha256"], corpus.types, settings.kd_target == "kbest")
             flair_corpus = Corpus(train=list(flair_corpus.train) + transfer, dev=flair_corpus.dev,
                                   test=flair_corpus.test, sample_missing_splits=False)
             card["teacher"]["transfer"] = {"text": settings.transfer_text, "sentences": len(transfer)}

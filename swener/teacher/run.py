@@ -292,8 +292,13 @@ def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: 
 
 
 def add_teacher_kbest(teacher_path: Path, corpus_name: str, soft_dir: Path, splits: list[str],
-                      k: int = DEFAULT_KBEST) -> list[Path]:
-    """Run the teacher over the cached splits and add its k best paths to `soft_dir/<split>.npz`."""
+                      k: int = DEFAULT_KBEST, texts: Sequence[Path] = ()) -> list[Path]:
+    """Run the teacher over cached sentences and add its k best paths to their caches.
+
+    `splits`: corpus splits (`soft_dir/<split>.npz`); `texts`: transfer texts whose caches
+    (`soft_dir/transfer-<name>.npz`, from `swener teacher soft-labels --text`) get them too,
+    for KD students with `--kd-target kbest` and a transfer set.
+    """
     from flair.data import Sentence
 
     from swener.kd.kbest import teacher_kbest
@@ -311,6 +316,12 @@ def add_teacher_kbest(teacher_path: Path, corpus_name: str, soft_dir: Path, spli
         soft = softlabels.read(path)
         tokens = [s.tokens for s in corpus.splits[split][:soft.header["sentences"]]]
         softlabels.validate(soft, path, tokens, split=split, teacher_sha256=teacher_sha, allow_test=True)
+        jobs.append((path, tokens))
+    for text in texts:
+        path = Path(soft_dir) / f"{transfer_cache_name(text)}.npz"
+        soft = softlabels.read(path)
+        tokens = read_text_sentences(Path(text), soft.header["sentences"])
+        softlabels.validate(soft, path, tokens, split="transfer", teacher_sha256=teacher_sha)
         jobs.append((path, tokens))
     tagger = load_teacher(teacher_path)
     written = []
