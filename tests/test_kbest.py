@@ -227,7 +227,7 @@ def test_add_teacher_kbest_adds_the_teachers_paths_to_its_cache(tmp_path, corpus
 
 
 def test_transfer_caches_get_kbest_paths_and_a_kbest_student_needs_them(tmp_path, corpus, tiny_vectors):
-    """`add_teacher_kbest(texts=...)` fills a transfer cache; a kbest student with a transfer set refuses one without."""
+    """`add_teacher_kbest(texts=...)` fills a transfer cache; a kbest student with a transfer set needs one."""
     from swener.students.run import StudentSettings, train_student
     from swener.teacher.run import add_teacher_kbest, read_text_sentences
 
