@@ -54,12 +54,12 @@ def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
 
     dry = make("-n", "experiment", "ALPHA=0.3")
     assert dry.returncode == 0, dry.stderr
-    assert f"models/cnn/kd/{student_set}-a0.3-T2-marginals-" in dry.stdout and "--alpha 0.3" in dry.stdout
+    assert f"models/cnn/kd/{student_set}-a0.3-T1-marginals-" in dry.stdout and "--alpha 0.3" in dry.stdout
     assert "teacher train" not in dry.stdout and "--alpha 0 " not in dry.stdout  # only the new KD run
 
     (tmp_path / "news.txt").write_text("Anna bor i Umeå.\n", encoding="utf-8")
     dry = make("-n", "experiment", f"TRANSFER_TEXT={tmp_path / 'news.txt'}", "TRANSFER_SENTENCES=7")
     assert dry.returncode == 0, dry.stderr
     assert "soft-labels" in dry.stdout and "--text" in dry.stdout and "--transfer-sentences 7" in dry.stdout
-    assert f"models/cnn/kd/{student_set}-a0.5-T2-marginals-" in dry.stdout and "-trnews7/seed-1" in dry.stdout
+    assert f"models/cnn/kd/{student_set}-a0.5-T1-marginals-" in dry.stdout and "-trnews7/seed-1" in dry.stdout
     assert "--alpha 0 " not in dry.stdout  # the plain runs are shared with the runs without a transfer set

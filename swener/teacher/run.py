@@ -274,9 +274,11 @@ def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: 
     results = {"model": str(teacher_path), "corpus": corpus_name, "max_sentences": max_sentences,
                "decoding": getattr(tagger, "decoding", "argmax"),
                **score_model(tagger, teacher_path, corpus, max_sentences, EVAL_CORPORA)}
+    log.info("counting invalid BIOES transitions in the test predictions")
     results["invalid_bioes"] = {name: invalid_bioes(tagger, corpora.load(name).splits["test"][:max_sentences])
                                 for name in (corpus_name, *EVAL_CORPORA)}
     if hasattr(tagger, "decoding") and not tagger.use_crf:
+        log.info("comparing the decodings on dev")
         results["decoding_on_dev"] = compare_decodings(tagger, corpus, max_sentences)
     for name in ("training.json", "learning_curve.json"):
         if (teacher_path.parent / name).is_file():
