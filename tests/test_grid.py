@@ -80,13 +80,18 @@ def test_bad_variables_are_one_line_errors():
         grid_plan.variables({"SEEDS": "1 two"})
 
 
-def _f1s(root: Path) -> dict[str, tuple[float, float]]:
-    """Each student run folder (relative to root) -> its dev and test micro F1."""
+def _f1s(root: Path) -> dict[str, tuple[float, float, str]]:
+    """Each student run folder (relative to root) -> its dev and test micro F1 and last training loss.
+
+    The loss makes the comparison bite where tiny models score F1 0 on both routes.
+    """
     runs = {}
     for results in sorted(root.glob("models/*/*/*/seed-*/results.json")):
         scores = json.loads(results.read_text())["scores"]
+        header, *rows = (results.parent / "loss.tsv").read_text().splitlines()
+        loss = rows[-1].split("\t")[header.split("\t").index("TRAIN_LOSS")]
         runs[str(results.parent.relative_to(root))] = (scores["webbnyheter2012/dev"]["micro_f1"],
-                                                       scores["webbnyheter2012/test"]["micro_f1"])
+                                                       scores["webbnyheter2012/test"]["micro_f1"], loss)
     return runs
 
 

@@ -85,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
     by_make = _fresh_root(work / "build" / "bench-grid" / "make", work)
     started = time.perf_counter()
+    # -o: the venv running this is never remade (a checkout whose setup.cfg is newer than its bin/swener
+    # would otherwise reinstall swener into it, from that checkout)
     run = subprocess.run(["make", "-f", str(args.makefile.resolve()), f"-j{args.jobs}", f"VENV={sys.prefix}",
-                          *variables, "experiment"], cwd=by_make, env=env, capture_output=True, text=True)
+                          "-o", f"{sys.prefix}/bin/swener", *variables, "experiment"], cwd=by_make, env=env,
+                         capture_output=True, text=True)
     result["make_seconds"] = time.perf_counter() - started
     if run.returncode != 0:
         print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)

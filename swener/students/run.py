@@ -179,6 +179,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     elif settings.transfer_text is not None:
         raise SwenerError("a transfer set only teaches through the teacher's distributions: give --alpha > 0")
     embeddings = CompactFastTextEmbeddings(embeddings_path, oov=settings.oov)
+    flair.set_seed(settings.seed)  # the initial weights too come from the seed (fit seeds the training itself)
     try:
         student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
                                 temperature=settings.temperature,

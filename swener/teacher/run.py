@@ -58,11 +58,14 @@ def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSet
 
 def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_sentences: int | None = None) -> Path:
     """Fine-tune the teacher on a corpus's train split, epochs chosen on dev; returns best-model.pt."""
+    import flair
+
     from swener.teacher.backbone import resolve_backbone
     from swener.train.curve import DevCurve
     from swener.train.fit import TrainSettings, fit
 
     corpus = corpora.load(corpus_name)
+    flair.set_seed(settings.seed)  # the head's initial weights too come from the seed (fit seeds the training)
     tagger = build_teacher(resolve_backbone(settings.backbone), corpus.types, settings)
     curve = DevCurve(patience=settings.patience)
     return fit(tagger, corpora.to_flair(corpus, max_sentences), out,
