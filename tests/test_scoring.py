@@ -98,3 +98,16 @@ def test_sentence_counts_keep_filters_gold_and_predicted():
     assert sentence_counts(gold, pred).tolist() == [[1, 2, 2], [0, 1, 1]]
     starts_at_zero = lambda sentence, start, end: start == 0  # noqa: E731
     assert sentence_counts(gold, pred, keep=starts_at_zero).tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_counts_map_unannotated_types_to_o_as_the_score_does():
+    """The bootstrap's per-sentence counts and the reported F1 agree on a test set without MISC (UNER)."""
+    from swener.eval.scoring import f1_from_counts, sentence_counts
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "O", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-MISC"], ["B-MISC", "B-ORG", "O", "B-LOC"]]
+    types = {"LOC", "ORG", "PER"}
+    counts = sentence_counts(gold, pred, types=types)
+    assert counts.tolist() == [[1, 1, 2], [1, 2, 1]]  # the MISC predictions are gone, the wrong LOC stays
+    assert float(f1_from_counts(counts)) == pytest.approx(score(gold, pred, types=types).micro_f1)
+    assert float(f1_from_counts(sentence_counts(gold, pred))) < score(gold, pred, types=types).micro_f1

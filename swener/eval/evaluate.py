@@ -97,12 +97,12 @@ def measure_cost(tagger: SequenceTagger, model_path: Path, sentences: list[Tagge
 
 
 def oov_entity_score(gold: list[list[str]], pred: list[list[str]], tokens: list[list[str]],
-                     is_known: Callable[[str], bool]) -> dict:
+                     is_known: Callable[[str], bool], types: set[str] | None = None) -> dict:
     """Strict F1 on the entities (gold and predicted) that contain a word the embeddings do not know."""
     def has_oov(sentence: int, start: int, end: int) -> bool:
         return not all(is_known(t) for t in tokens[sentence][start:end])
 
-    counts = sentence_counts(gold, pred, keep=has_oov).sum(axis=0)
+    counts = sentence_counts(gold, pred, keep=has_oov, types=types).sum(axis=0)
     tp, predicted, gold_n = (int(c) for c in counts)
     return {"f1": float(f1_from_counts(counts[None])), "true_positives": tp, "predicted": predicted, "gold": gold_n}
 
@@ -131,10 +131,11 @@ def score_model(tagger: SequenceTagger, model_path: Path, corpus: corpora.NERCor
                  ["micro_f1"], len(predicted), time.perf_counter() - started)
         if split == "test":
             gold = [s.tags for s in data.splits[split][:max_sentences]]
-            out["counts"][f"{name}/{split}"] = sentence_counts(gold, predicted).tolist()
+            out["counts"][f"{name}/{split}"] = sentence_counts(gold, predicted, types=set(data.types)).tolist()
             if is_known is not None:
                 tokens = [s.tokens for s in data.splits[split][:max_sentences]]
-                out["oov_entities"][f"{name}/{split}"] = oov_entity_score(gold, predicted, tokens, is_known)
+                out["oov_entities"][f"{name}/{split}"] = oov_entity_score(gold, predicted, tokens, is_known,
+                                                                               set(data.types))
     log.info("measuring the cost (speed, size)")
     out["cost"] = asdict(measure_cost(tagger, model_path, corpus.splits["dev" if dev_only else "test"][:max_sentences]))
     return out

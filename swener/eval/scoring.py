@@ -62,12 +62,17 @@ def entity_set(tags: list[str]) -> set[tuple[str, int, int]]:
 
 
 def sentence_counts(gold: list[list[str]], pred: list[list[str]],
-                    keep: Callable[[int, int, int], bool] | None = None) -> np.ndarray:
+                    keep: Callable[[int, int, int], bool] | None = None,
+                    types: set[str] | None = None) -> np.ndarray:
     """Per sentence: true positives, predicted entities, gold entities (shape [n, 3]).
 
     With `keep(sentence, start, end)`, only entities it accepts count (gold and predicted alike),
-    e.g. the entities that contain a word outside the embedding vocabulary.
+    e.g. the entities that contain a word outside the embedding vocabulary. With `types`, as in
+    `score`, predicted types the gold set does not annotate become O (so F1 from these counts
+    is `score`'s micro F1).
     """
+    if types is not None:
+        pred, _ = restrict_types(pred, set(types))
     rows = []
     for i, (g, p) in enumerate(zip(gold, pred)):
         gs, ps = entity_set(g), entity_set(p)
