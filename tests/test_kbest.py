@@ -1,6 +1,7 @@
 """k-best path KD against brute-force enumeration, the k-best cache arrays, and the top-k cache without a tail."""
 import itertools
 import math
+import os
 
 import flair
 import numpy as np
@@ -159,9 +160,11 @@ def test_kbest_arrays_in_the_cache(tmp_path, corpus, tiny_vectors):
     path = softlabels.write(tmp_path / "train.npz", dists, tags=TAGS, tokens=tokens, teacher_sha256="t",
                             corpus="c", split="train", topk=3)
     before = softlabels.read(path)
+    os.utime(path, (1_000_000, 1_000_000))
     paths = [rng.integers(0, len(TAGS), size=(2, len(t))) for t in tokens]
     logp = [np.array([-0.1, -2.5]), np.array([-0.3, float("-inf")]), np.array([-1.0, -1.2])]
     softlabels.add_kbest(path, paths, logp, 2)
+    assert path.stat().st_mtime == 1_000_000  # what Make built from the distributions stays up to date
     soft = softlabels.read(path)
     assert soft.header["kbest"] == 2 and np.array_equal(soft.logp, before.logp)  # the rest is kept as it was
     for i in range(3):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -181,8 +182,12 @@ def add_kbest(path: Path, paths: Sequence[np.ndarray], logp: Sequence[np.ndarray
     arrays["kbest_logp"] = (np.stack([np.asarray(s) for s in logp]) if logp else np.zeros((0, k))).astype(np.float32)
     arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     _check_kbest(arrays["kbest_paths"], arrays["kbest_logp"], header, soft.offsets, path)
+    before = path.stat()
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
+    # the distributions are unchanged, so neither is the file's time: whatever Make built from
+    # them (KD students, the teacher's scores) stays up to date; the k-best step has its own stamp
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     return path
 
 
