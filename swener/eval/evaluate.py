@@ -127,8 +127,8 @@ def score_model(tagger: SequenceTagger, model_path: Path, corpus: corpora.NERCor
         started = time.perf_counter()
         result, predicted = evaluate(tagger, data, split, max_sentences=max_sentences)
         out["scores"][f"{name}/{split}"] = result.as_dict()
-        log.info("%s/%s: micro F1 %.4f (%d sentences, %.1f s)", name, split, out["scores"][f"{name}/{split}"]
-                 ["micro_f1"], len(predicted), time.perf_counter() - started)
+        log.info("%s/%s: micro F1 %.4f (%d sentences, %.1f s)", name, split, result.micro_f1, len(predicted),
+                 time.perf_counter() - started)
         if split == "test":
             gold = [s.tags for s in data.splits[split][:max_sentences]]
             out["counts"][f"{name}/{split}"] = sentence_counts(gold, predicted, types=set(data.types)).tolist()

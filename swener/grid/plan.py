@@ -274,7 +274,8 @@ def plan(v: Mapping[str, str]) -> Plan:
                                       "swener", "teacher", "soft-labels", "--teacher", teacher, "--corpus", corpus,
                                       "--text", text, "--max-sentences", v["TRANSFER_MAX"], "--out", soft),),
                                   (teacher,)))
-    kbest_stamp = f"{soft}/train.kbest{v['KBEST_K'] or '-default'}.done"
+    kbest_done = f".kbest{v['KBEST_K'] or '-default'}.done"  # the stamp of a cache's k-best step
+    kbest_stamp = f"{soft}/train{kbest_done}"
     k_opt = ("--k", v["KBEST_K"]) if v["KBEST_K"] else ()
     student_opts = ("--threads", v["STUDENT_THREADS"], "--corpus", corpus, "--embeddings", emb, "--epochs",
                     v["STUDENT_EPOCHS"], "--lr", v["STUDENT_LR"], *maxs)
@@ -294,7 +295,7 @@ def plan(v: Mapping[str, str]) -> Plan:
                     ("swener", "teacher", "kbest", "--teacher", teacher, "--corpus", corpus, "--soft-labels", soft,
                      *k_opt), ("touch", kbest_stamp)), (train_cache,))))
                 if kd.text:  # the transfer text's cache gets them too
-                    stamp = f"{soft}/transfer-{transfer_name(kd.text)}.kbest{v['KBEST_K'] or '-default'}.done"
+                    stamp = f"{soft}/transfer-{transfer_name(kd.text)}{kbest_done}"
                     needs.append(add(Step(f"kbest {transfer_name(kd.text)}", "kbest", stamp, (
                         ("swener", "teacher", "kbest", "--teacher", teacher, "--corpus", corpus, "--soft-labels",
                          soft, "--text", kd.text, *k_opt), ("touch", stamp)), (transfer[kd.text],))))

@@ -257,6 +257,7 @@ def epoch_times(family: str, embeddings: Path, corpus_name: str, threads: int, e
     import torch
     from flair.trainers import ModelTrainer
 
+    from swener import config
     from swener.data import corpora
     from swener.students.tagger import build_student
     from swener.train.buckets import LengthBuckets
@@ -278,10 +279,11 @@ def epoch_times(family: str, embeddings: Path, corpus_name: str, threads: int, e
             student.lean = not flair_path
             if hasattr(student.encoder_net, "packed"):
                 student.encoder_net.packed = packed
-            sampler = {"sampler": LengthBuckets(32, seed=seed)} if buckets else {}
+            sampler = {"sampler": LengthBuckets(config.STUDENT_BATCH, seed=seed)} if buckets else {}
             with tempfile.TemporaryDirectory(prefix="swener-epoch-") as folder:
                 clock = time.perf_counter()
-                ModelTrainer(student, flair_corpus).train(folder, learning_rate=0.1, mini_batch_size=32,
+                ModelTrainer(student, flair_corpus).train(folder, learning_rate=config.STUDENT_LR,
+                                                          mini_batch_size=config.STUDENT_BATCH,
                                                           max_epochs=epochs, embeddings_storage_mode="cpu",
                                                           save_final_model=False, **sampler)
                 seconds = time.perf_counter() - clock
