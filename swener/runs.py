@@ -60,6 +60,7 @@ class StudentResults:
     settings: the run's StudentSettings (family, seed, alpha, temperature, kd_target, epochs, ...);
     scores: "<corpus>/<split>" -> the scorer's numbers (micro_f1, macro_f1, per type);
     counts: "<corpus>/<test split>" -> per-sentence [true positives, predicted, gold] rows (the bootstrap's input);
+    errors: "<corpus>/<test split>" -> where each gold entity went, per type (`swener.eval.scoring.error_breakdown`);
     cost: parameters, size, tokens/s, latency, memory measured after training; training: training.json.
     """
 
@@ -74,6 +75,7 @@ class StudentResults:
     machine: str | None = None
     training: dict = field(default_factory=dict)
     oov_entities: dict | None = None
+    errors: dict | None = None
     extra: dict = field(default_factory=dict)  # keys written by other versions, kept as they were
 
     REQUIRED = ("settings", "corpus", "scores", "counts", "cost")

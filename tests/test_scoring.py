@@ -1,10 +1,10 @@
-"""The strict scorer against hand-computed F1, and the paired bootstrap against exact enumeration."""
+"""The strict scorer against hand-computed F1 and seqeval, and the paired bootstrap against exact enumeration."""
 import itertools
 
 import numpy as np
 import pytest
 
-from swener.eval.scoring import paired_bootstrap, restrict_types, score
+from swener.eval.scoring import ERROR_KINDS, error_breakdown, paired_bootstrap, restrict_types, score
 
 GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O", "B-PER"]]
 
@@ -111,3 +111,33 @@ def test_counts_map_unannotated_types_to_o_as_the_score_does():
     assert counts.tolist() == [[1, 1, 2], [1, 2, 1]]  # the MISC predictions are gone, the wrong LOC stays
     assert float(f1_from_counts(counts)) == pytest.approx(score(gold, pred, types=types).micro_f1)
     assert float(f1_from_counts(sentence_counts(gold, pred))) < score(gold, pred, types=types).micro_f1
+
+
+def test_error_breakdown_sorts_each_gold_entity_by_hand():
+    gold = [["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC", "O", "B-MISC", "O", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-LOC", "O", "B-LOC", "I-LOC", "O", "B-PER", "O"]]
+    errors = error_breakdown(gold, pred)
+    assert errors["gold"]["PER"]["correct"] == 1
+    assert errors["gold"]["ORG"]["wrong_type"] == 1 and errors["gold"]["ORG"]["as_type"] == {"LOC": 1}
+    assert errors["gold"]["LOC"]["wrong_span"] == 1
+    assert errors["gold"]["MISC"]["missed"] == 1
+    assert errors["spurious"] == {"PER": 1}
+    overlap = error_breakdown([["B-ORG", "I-ORG", "O"]], [["O", "B-LOC", "O"]])
+    assert overlap["gold"]["ORG"]["wrong_span_and_type"] == 1 and overlap["spurious"] == {}
+
+
+def test_error_breakdown_agrees_with_seqeval_and_maps_unannotated_types():
+    rng = np.random.default_rng(3)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC"]
+    gold = [[tags[i] for i in rng.integers(0, 5, 12)] for _ in range(40)]
+    pred = [[tags[i] for i in rng.integers(0, 6, 12)] for _ in range(40)]
+    gold = [[t if not (t.startswith("I-") and (j == 0 or row[j - 1][2:] != t[2:])) else "O"
+             for j, t in enumerate(row)] for row in gold]
+    errors = error_breakdown(gold, pred, types={"PER", "LOC"})
+    result = score(gold, pred, types={"PER", "LOC"})
+    for kind in ("PER", "LOC"):
+        row = errors["gold"][kind]
+        support = result.per_type[kind]["support"]
+        assert sum(row[k] for k in ERROR_KINDS) == support
+        assert row["correct"] == round(result.per_type[kind]["recall"] * support)
+    assert "MISC" not in errors["spurious"]

@@ -1,4 +1,4 @@
-"""`swener report`, `swener compare`, `swener tag`, `swener export`, `swener models`: results and trained models."""
+"""`swener report`, `study`, `compare`, `tag`, `export`, `models`: results and trained models."""
 from __future__ import annotations
 
 import json
@@ -37,6 +37,19 @@ def report_cmd(models_dir: Path, teacher_json: Path | None, out: Path, match: tu
                          command=command, samples=samples, profile=profile)
     for path in paths.values():
         click.echo(f"wrote {path}")
+
+
+@main.command("study")
+@click.argument("tables", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for studies.json/.md and plots.")
+def study_cmd(tables: tuple[Path, ...], out: Path) -> None:
+    """The KD effect on dev against teacher quality and transfer-set size, from sweep tables."""
+    from swener.report.studies import build_studies
+
+    for path in tables:
+        _existing_file(str(path), "sweep table")
+    effects = build_studies(list(tables), out)["effects"]
+    click.echo(f"wrote {out}/studies.md and its plots ({len(effects)} KD settings with a plain baseline)")
 
 
 @main.command("compare")

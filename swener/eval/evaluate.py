@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from swener.data import corpora
 from swener.data.corpora import TaggedSentence
 from swener.data.tags import bioes_spans, flair_iob2, iob2_of_spans
-from swener.eval.scoring import Score, f1_from_counts, score, sentence_counts
+from swener.eval.scoring import Score, error_breakdown, f1_from_counts, score, sentence_counts
 
 if TYPE_CHECKING:
     from flair.models import SequenceTagger
@@ -113,7 +113,7 @@ def score_model(tagger: SequenceTagger, model_path: Path, corpus: corpora.NERCor
 
     `dev_only` (sweeps, which choose settings): dev scores and cost on dev text; no test set is read.
     """
-    out: dict = {"scores": {}, "counts": {}}
+    out: dict = {"scores": {}, "counts": {}, "errors": {}}
     is_known = getattr(tagger.embeddings, "is_known", None)
     if is_known is not None:
         out["oov_entities"] = {}
@@ -132,6 +132,7 @@ def score_model(tagger: SequenceTagger, model_path: Path, corpus: corpora.NERCor
         if split == "test":
             gold = [s.tags for s in data.splits[split][:max_sentences]]
             out["counts"][f"{name}/{split}"] = sentence_counts(gold, predicted, types=set(data.types)).tolist()
+            out["errors"][f"{name}/{split}"] = error_breakdown(gold, predicted, set(data.types))
             if is_known is not None:
                 tokens = [s.tokens for s in data.splits[split][:max_sentences]]
                 out["oov_entities"][f"{name}/{split}"] = oov_entity_score(gold, predicted, tokens, is_known,

@@ -83,6 +83,44 @@ def sentence_counts(gold: list[list[str]], pred: list[list[str]],
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
+ERROR_KINDS = ("correct", "wrong_type", "wrong_span", "wrong_span_and_type", "missed")
+
+
+def error_breakdown(gold: list[list[str]], pred: list[list[str]], types: set[str] | None = None) -> dict:
+    """Where each gold entity went, per gold type, and the predictions that touch no gold entity.
+
+    Per gold type: `correct` (same span and type), `wrong_type` (same span), `wrong_span` (an
+    overlapping prediction of the same type), `wrong_span_and_type` (overlapping, other type),
+    `missed` (no overlapping prediction), and `as_type` (same span, counts per predicted type).
+    Per predicted type: `spurious`. With `types`, as in `score`, other predicted types become O.
+    """
+    if types is not None:
+        pred, _ = restrict_types(pred, set(types))
+    by_gold: dict[str, dict] = {}
+    spurious: dict[str, int] = {}
+    for g, p in zip(gold, pred):
+        gs, ps = entity_set(g), entity_set(p)
+        spans = {(start, end): kind for kind, start, end in ps}
+        for kind, start, end in gs:
+            row = by_gold.setdefault(kind, {**dict.fromkeys(ERROR_KINDS, 0), "as_type": {}})
+            overlapping = [k for k, s, e in ps if s < end and start < e]
+            if (start, end) in spans:
+                other = spans[(start, end)]
+                row["correct" if other == kind else "wrong_type"] += 1
+                if other != kind:
+                    row["as_type"][other] = row["as_type"].get(other, 0) + 1
+            elif kind in overlapping:
+                row["wrong_span"] += 1
+            elif overlapping:
+                row["wrong_span_and_type"] += 1
+            else:
+                row["missed"] += 1
+        for kind, start, end in ps:
+            if not any(s < end and start < e for _, s, e in gs):
+                spurious[kind] = spurious.get(kind, 0) + 1
+    return {"gold": dict(sorted(by_gold.items())), "spurious": dict(sorted(spurious.items()))}
+
+
 def f1_from_counts(counts: np.ndarray) -> np.ndarray:
     """Micro F1 from summed counts; works on [..., n, 3] arrays (sums over sentences)."""
     tp, predicted, gold = (counts[..., i].sum(axis=-1) for i in range(3))

@@ -163,11 +163,12 @@ def run_tune(settings: TuneSettings, corpus: str, embeddings: Path, soft_dir: Pa
                                       storage_path=str(root / "ray-tune"), verbose=0))
         grid = tuner.fit()
         rows: dict[str, dict] = {row["name"]: row for row in sweep.read_table(table)}
+        teacher_f1 = sweep.teacher_dev_f1(Path(soft_dir))
         for result in grid:
             trial = trials_of(result.config, settings.base)
             results_json = root / trial.family / trial.name / "results.json"
             if results_json.exists():
-                row = sweep.table_row(trial, json.loads(results_json.read_text()), corpus)
+                row = sweep.table_row(trial, json.loads(results_json.read_text()), corpus, teacher_f1)
                 row["stopped_early"] = False
             else:  # stopped by ASHA (or failed): its last reported dev F1
                 metrics = result.metrics or {}

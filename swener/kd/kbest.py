@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from swener.batching import in_index_order, length_batches
 from swener.config import DEFAULT_KBEST
 from swener.kd import softlabels
 
@@ -35,28 +36,29 @@ def teacher_kbest(tagger: SequenceTagger, sentences: list, k: int = DEFAULT_KBES
     columns = torch.tensor([names.index(tag) for tag in wanted])
     to_canonical = torch.full((len(names),), 0, dtype=torch.long)  # START/STOP/<unk>: only in ~e^-10000 paths
     to_canonical[columns] = torch.arange(len(wanted))
+
+    def run(ids: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        batch = [sentences[i] for i in ids]  # longest first, as packed sequences need
+        tensor, lengths = tagger._prepare_tensors(batch)
+        scores = tagger.forward(tensor, lengths)
+        if tagger.use_crf:
+            features, _, transitions = scores
+            start = tagger.label_dictionary.get_idx_for_item("<START>")
+            stop = tagger.label_dictionary.get_idx_for_item("<STOP>")
+            features, transitions = features.double(), transitions.double()
+            paths, path_scores = crf.kbest(features, lengths, k, start, stop, transitions)
+            logp = path_scores - crf.log_partition(features, lengths, start, stop, transitions)[:, None]
+            paths = to_canonical[paths]
+        else:
+            rows = torch.split(torch.log_softmax(scores.float(), dim=-1), lengths.tolist())
+            padded = torch.nn.utils.rnn.pad_sequence([r[:, columns] for r in rows], batch_first=True)
+            paths, logp = bioes.kbest(padded, lengths, wanted, k)
+        for sentence in batch:
+            sentence.clear_embeddings()
+        return [(paths[row, :, :n].numpy().astype(np.int16), logp[row].float().numpy())
+                for row, n in enumerate(lengths.tolist())]
+
     tagger.eval()
     with torch.no_grad():
-        for begin in range(0, len(sentences), batch_size):
-            ids = sorted(range(begin, min(begin + batch_size, len(sentences))), key=lambda i: -len(sentences[i]))
-            batch = [sentences[i] for i in ids]  # longest first, as packed sequences need
-            tensor, lengths = tagger._prepare_tensors(batch)
-            scores = tagger.forward(tensor, lengths)
-            if tagger.use_crf:
-                features, _, transitions = scores
-                start = tagger.label_dictionary.get_idx_for_item("<START>")
-                stop = tagger.label_dictionary.get_idx_for_item("<STOP>")
-                features, transitions = features.double(), transitions.double()
-                paths, path_scores = crf.kbest(features, lengths, k, start, stop, transitions)
-                logp = path_scores - crf.log_partition(features, lengths, start, stop, transitions)[:, None]
-                paths = to_canonical[paths]
-            else:
-                rows = torch.split(torch.log_softmax(scores.float(), dim=-1), lengths.tolist())
-                padded = torch.nn.utils.rnn.pad_sequence([r[:, columns] for r in rows], batch_first=True)
-                paths, logp = bioes.kbest(padded, lengths, wanted, k)
-            done = {i: (paths[row, :, :n].numpy().astype(np.int16), logp[row].float().numpy())
-                    for row, (i, n) in enumerate(zip(ids, lengths.tolist()))}
-            for i in sorted(done):
-                yield done[i]
-            for sentence in batch:
-                sentence.clear_embeddings()
+        batches = length_batches([len(s) for s in sentences], batch_size)
+        yield from in_index_order((ids, run(ids)) for ids in batches)

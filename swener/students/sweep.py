@@ -108,6 +108,7 @@ def run_sweep(trials: Sequence[Trial], corpus: str, embeddings: Path, soft_dir: 
     from swener.students.run import StudentSettings, train_student
 
     rows = {row["name"]: row for row in read_table(table)}
+    teacher_f1 = teacher_dev_f1(soft_dir)
     for number, trial in enumerate(trials, 1):
         out = root / trial.family / trial.name
         results_path = out / RESULTS_FILE
@@ -122,21 +123,40 @@ def run_sweep(trials: Sequence[Trial], corpus: str, embeddings: Path, soft_dir: 
                                        epochs=trial.epochs, updates=trial.updates, hidden_size=trial.hidden_size,
                                        threads=threads, max_sentences=max_sentences, dev_only=True)
             results = train_student(settings, corpus, embeddings, soft_dir, out)
-        rows[trial.name] = row = table_row(trial, results, corpus)
+        rows[trial.name] = row = table_row(trial, results, corpus, teacher_f1)
         write_table(table, sorted(rows.values(), key=lambda r: (r["family"], r["name"])))
         log.info("sweep %d/%d %s %s: dev F1 %.4f (%.1f min%s)", number, len(trials), trial.family, trial.name,
                  row["dev_f1"], row["minutes"], ", read back" if time.perf_counter() - started < 5 else "")
     return [rows[t.name] for t in trials]
 
 
-def table_row(trial: Trial, results: dict, corpus: str) -> dict:
-    """One trial's line: its settings, dev F1 (micro and per type), epochs, minutes of training."""
+def teacher_dev_f1(soft_dir: Path) -> float | None:
+    """The best dev F1 on the learning curve of the teacher behind a soft-label folder (None if not found)."""
+    from swener.kd import softlabels
+
+    try:
+        teacher_path = Path(softlabels.read(Path(soft_dir) / "train.npz").header.get("teacher_path", ""))
+        curve = json.loads((teacher_path.parent / "learning_curve.json").read_text())
+        return max(float(epoch["dev_f1"]) for epoch in curve)
+    except (SwenerError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def table_row(trial: Trial, results: dict, corpus: str, teacher_f1: float | None = None) -> dict:
+    """One trial's line: its settings, dev F1 (micro and per type), epochs, minutes of training, and its teacher
+    (the soft-label folder's name and the teacher's dev F1, for plain trials too: the sweep they belong to)."""
     dev = results["scores"][f"{corpus}/dev"]
     training = results.get("training", {})
+    soft = results.get("soft_labels")
     return {"name": trial.name, **dataclasses.asdict(trial), "dev_f1": dev["micro_f1"],
             "dev_per_type": {kind: row["f1-score"] for kind, row in dev.get("per_type", {}).items()},
             "epochs_run": results.get("epochs", trial.epochs), "minutes": training.get("train_seconds", 0.0) / 60,
-            "train_sentences": training.get("train_sentences"), "machine": results.get("machine")}
+            "train_sentences": training.get("train_sentences"), "machine": results.get("machine"),
+            "teacher": Path(soft).name if soft else None, "teacher_dev_f1": teacher_f1}
+
+
+def _f1(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def read_table(table: Path) -> list[dict]:
@@ -154,7 +174,7 @@ def write_table(table: Path, rows: list[dict]) -> None:
     write_json(table, {"about": "KD recipe sweep on dev (swener sweep); dev scores only", "trials": rows})
     types = sorted({kind for row in rows for kind in row["dev_per_type"]})
     lines = ["| family | trial | alpha | T | target | transfer | seed | epochs | dev F1 | "
-             + " | ".join(types) + " | min |", "|" + "---|" * (10 + len(types))]
+             + " | ".join(types) + " | min | teacher dev F1 |", "|" + "---|" * (11 + len(types))]
     for r in rows:
         transfer = f"{Path(r['transfer_text']).name.split('.')[0]} {r['transfer_sentences'] or 'all'}" \
             if r["transfer_text"] else "-"
@@ -162,7 +182,7 @@ def write_table(table: Path, rows: list[dict]) -> None:
         per_type = " | ".join(f"{r['dev_per_type'][k]:.3f}" if k in r["dev_per_type"] else "-" for k in types)
         lines.append(f"| {r['family']} | {r['name']} | {alpha} | {r['temperature']:g} | {r['kd_target']} | "
                      f"{transfer} | {r['seed']} | {r['epochs_run']} | {r['dev_f1']:.4f} | {per_type} | "
-                     f"{r['minutes']:.1f} |")
+                     f"{r['minutes']:.1f} | {_f1(r.get('teacher_dev_f1'))} |")
     tmp = table.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(table.with_suffix(".md"))

@@ -10,6 +10,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from swener import config
+from swener.batching import in_index_order, length_batches
 from swener.config import DEFAULT_KBEST, EVAL_CORPORA
 from swener.data import corpora
 from swener.data.tags import span_dictionary, tagger_tags
@@ -97,34 +98,28 @@ def log_distributions(tagger, sentences: list, batch_size: int = 32, bf16: bool 
         raise ValueError(f"the tagger lacks the canonical tags {missing}")
     columns = torch.tensor([names.index(tag) for tag in wanted])
     chain = getattr(tagger, "constrained", lambda: False)()
-    order = list(range(len(sentences)))
-    if sort_by_length:
-        order.sort(key=lambda i: len(sentences[i]), reverse=True)
-    done: dict[int, np.ndarray] = {}
-    following = 0
+
+    def run(ids: list[int]) -> list[np.ndarray]:
+        batch = [sentences[i] for i in ids]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            tensor, lengths = tagger._prepare_tensors(batch)
+            scores = tagger.forward(tensor, lengths)
+        if tagger.use_crf:
+            logp = crf.tagger_marginals(tagger, scores, lengths)
+            rows = [logp[i, :n] for i, n in enumerate(lengths.tolist())]
+        elif chain:
+            logp = tagger.chain_log_marginals(scores, lengths.tolist())
+            rows = [logp[i, :n] for i, n in enumerate(lengths.tolist())]
+        else:
+            rows = torch.split(torch.log_softmax(scores.float(), dim=-1), lengths.tolist())
+        for sentence in batch:
+            sentence.clear_embeddings()
+        return [row[:, columns].float().cpu().numpy() for row in rows]
+
     tagger.eval()
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            ids = order[start:start + batch_size]
-            batch = [sentences[i] for i in ids]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                tensor, lengths = tagger._prepare_tensors(batch)
-                scores = tagger.forward(tensor, lengths)
-            if tagger.use_crf:
-                logp = crf.tagger_marginals(tagger, scores, lengths)
-                rows = [logp[i, :n] for i, n in enumerate(lengths.tolist())]
-            elif chain:
-                logp = tagger.chain_log_marginals(scores, lengths.tolist())
-                rows = [logp[i, :n] for i, n in enumerate(lengths.tolist())]
-            else:
-                rows = torch.split(torch.log_softmax(scores.float(), dim=-1), lengths.tolist())
-            for i, row in zip(ids, rows):
-                done[i] = row[:, columns].float().cpu().numpy()
-            for sentence in batch:
-                sentence.clear_embeddings()
-            while following in done:
-                yield done.pop(following)
-                following += 1
+        batches = length_batches([len(s) for s in sentences], batch_size, sort=sort_by_length)
+        yield from in_index_order((ids, run(ids)) for ids in batches)
 
 
 def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[list[str]]:
