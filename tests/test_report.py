@@ -296,3 +296,20 @@ def test_costs_are_medians_with_their_range(tmp_path):
                                    "profile": "quick"})
     assert f"{np.median(speeds):,.0f} ({speeds[0]:,.0f}–{speeds[-1]:,.0f}, n=6)" in text
     assert "medians over the family's runs" in text
+
+
+def test_share_of_the_teachers_lead_closed_by_the_best_kd_student(models, tmp_path):
+    paths = report.build(report.find_results(models), tmp_path / "out", teacher=teacher_json(tmp_path / "t.json"),
+                         samples=100)
+    summary = json.loads(paths["results"].read_text())
+    teacher = json.loads((tmp_path / "t.json").read_text())
+    for gap in summary["gap"]:
+        t = gap["test_set"]
+        plain = {f["label"]: f["f1"]["plain"][t]["mean"] for f in summary["families"]}
+        kd = {f["label"]: f["f1"]["kd"][t]["mean"] for f in summary["families"]}
+        assert gap["best_plain"] == max(plain.values()) and plain[gap["best_plain_family"]] == gap["best_plain"]
+        assert gap["best_kd"] == max(kd.values()) and kd[gap["best_kd_family"]] == gap["best_kd"]
+        lead = teacher["scores"][t]["micro_f1"] - gap["best_plain"]
+        assert gap["closed"] == pytest.approx((gap["best_kd"] - gap["best_plain"]) / lead)
+    assert [g["test_set"] for g in summary["gap"]] == summary["test_sets"]
+    assert "## How much of the teacher's lead KD closes" in paths["report"].read_text()

@@ -113,6 +113,15 @@ def render_markdown(summary: dict) -> str:
         lines += ["", "No teacher results were given (`--teacher`), so the verdicts were not checked against the "
                       "teacher's scores (a teacher at 0, or no better than the plain student, gives no verdict)."]
     lines += ["", f"![KD effect per family]({PLOTS['effects']})", ""]
+    if summary.get("gap"):
+        lines += ["## How much of the teacher's lead KD closes", "",
+                  "The share of the gap between the teacher and the best plain student (by mean F1) that the "
+                  "best KD student closes: 1 is all of it, 0 none, below 0 a wider gap.", ""]
+        rows = [[_short(g["test_set"]), _pct(g["teacher"]), f"{_pct(g['best_plain'])} ({g['best_plain_family']})",
+                 f"{_pct(g['best_kd'])} ({g['best_kd_family']})", _pct(g["lead"]),
+                 "–" if g["closed"] is None else f"{g['closed']:.2f}"] for g in summary["gap"]]
+        lines += [*_table(["test set", "teacher", "best plain", "best KD", "teacher's lead", "share closed"], rows),
+                  ""]
 
     lines += ["## F1 per family (mean ± sd over seeds)", ""]
     rows = []

@@ -227,7 +227,30 @@ def summarize(comparisons: list[Comparison], teacher: dict | None = None, sample
     teacher_summary = _teacher_summary(teacher, test_sets) if teacher else None
     _refuse_degenerate(families, teacher_summary)
     return {"test_sets": test_sets, "bootstrap": {"samples": samples, "confidence": confidence, "seed": seed},
-            "teacher": teacher_summary, "families": families, "settings": _settings(families, teacher_summary)}
+            "teacher": teacher_summary, "families": families, "settings": _settings(families, teacher_summary),
+            "gap": gap_closed(families, teacher_summary, test_sets) if teacher_summary else []}
+
+
+def gap_closed(families: list[dict], teacher: dict, test_sets: list[str]) -> list[dict]:
+    """Per test set: the teacher, the best plain and the best KD student (by mean F1 over seeds), and the share of
+    the teacher's lead over the best plain student that the best KD student closes (None if it has no lead)."""
+    out = []
+    for t in test_sets:
+        if t not in teacher["f1"]:
+            continue
+
+        def best(mode: str) -> tuple[str | None, float | None]:
+            scored = [(f["f1"][mode][t]["mean"], f["label"]) for f in families
+                      if f["f1"][mode].get(t) and f["f1"][mode][t]["mean"] is not None]
+            return (max(scored)[1], max(scored)[0]) if scored else (None, None)
+
+        (plain_family, plain), (kd_family, kd) = best("plain"), best("kd")
+        teacher_f1 = teacher["f1"][t]["micro_f1"]
+        lead = teacher_f1 - plain if plain is not None else None
+        out.append({"test_set": t, "teacher": teacher_f1, "best_plain": plain, "best_plain_family": plain_family,
+                    "best_kd": kd, "best_kd_family": kd_family, "lead": lead,
+                    "closed": (kd - plain) / lead if lead and lead > 0 and kd is not None else None})
+    return out
 
 
 def _settings(families: list[dict], teacher: dict | None) -> dict:
