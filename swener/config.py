@@ -64,6 +64,9 @@ DEFAULT_KBEST = 4  # teacher paths cached per sentence for --kd-target kbest
 CRF_ONLY_TARGETS = ("kbest",)
 GRADIENT_PROBES = 8  # batches per epoch whose two loss terms' gradient norms are logged
 TRANSFER_MAX = 20_000  # transfer-set sentences cached once (students use TRANSFER_SENTENCES of them)
+# transfer sentences per train sentence in an epoch, drawn in turn from the whole transfer set: the gold
+# passes stay STUDENT_EPOCHS and a run costs about (1 + ratio) x a plain run whatever the set's size
+TRANSFER_RATIO = 1.0
 DEFAULT_RECIPE = REPO_ROOT / "recipes" / "default.json"
 NONE_WORD = "-"  # a missing value in the Make words
 

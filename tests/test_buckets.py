@@ -69,3 +69,25 @@ def test_same_seed_same_batches_and_bad_sizes():
     assert first.batches() == second.batches()
     with pytest.raises(ValueError):
         LengthBuckets(0)
+
+
+def test_a_transfer_set_is_spread_over_the_epochs_and_gold_is_seen_every_epoch():
+    data = _data(300)
+    sampler = LengthBuckets(batch_size=16, pool=3, seed=2, labelled=100, per_epoch=80)
+    sampler.set_dataset(data)
+    assert len(sampler) == 180
+    seen_transfer = []
+    for _ in range(5):
+        epoch = list(sampler)
+        assert len(epoch) == 180 and len(set(epoch)) == 180
+        assert sorted(i for i in epoch if i < 100) == list(range(100))  # every gold sentence once
+        seen_transfer += [i for i in epoch if i >= 100]
+    # 400 transfer draws from a cycle over 200 sentences: each sentence exactly twice
+    assert sorted(seen_transfer) == sorted(list(range(100, 300)) * 2)
+    assert seen_transfer[:200] != sorted(seen_transfer[:200])
+    wide = LengthBuckets(batch_size=16, labelled=100, per_epoch=10_000)  # more than the set: all of it once
+    wide.set_dataset(data)
+    assert sorted(wide) == list(range(300))
+    with pytest.raises(ValueError, match="labelled"):
+        LengthBuckets(16, per_epoch=5)
+    assert "per_epoch=80" in repr(sampler)

@@ -91,12 +91,15 @@ def test_kd_student_learns_from_a_transfer_set(tmp_path, tiny_vectors, no_teache
     softlabels.write(soft_dir / "transfer-news.npz", dists, tags=tags, tokens=tokens, teacher_sha256="t" * 64,
                      corpus="text:news.txt", split="transfer")
     settings = StudentSettings(family="bilstm", alpha=0.5, epochs=1, hidden_size=8, max_sentences=40,
-                               transfer_text=str(text), transfer_sentences=2)
+                               transfer_text=str(text), transfer_sentences=2, transfer_ratio=0.025)
     results = train_student(settings, "webbnyheter2012", tiny_vectors, soft_dir, tmp_path / "run")
-    assert len(tokens) == 3 and results["transfer"] == {"text": str(text), "sentences": 2}
+    assert len(tokens) == 3 and results["transfer"] == {"text": str(text), "sentences": 2, "ratio": 0.025}
     assert results["training"]["train_sentences"] == 40 + 2
+    # an epoch: the 40 gold sentences and 0.025 x 40 = 1 transfer sentence, drawn by the sampler Flair trained with
+    assert results["training"]["labelled"] == 40 and results["training"]["transfer_per_epoch"] == 1
     tagger = flair.nn.Classifier.load(tmp_path / "run" / "best-model.pt")
     assert tagger.card["teacher"]["transfer"]["sentences"] == 2
+    assert "labelled=40, per_epoch=1)" in str(tagger.model_card["training_parameters"]["sampler"])
 
     text.write_text("En annan text.\n", encoding="utf-8")  # the cache no longer matches the text
     with pytest.raises(SwenerError, match="transfer-news.npz"):

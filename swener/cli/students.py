@@ -52,6 +52,9 @@ from swener.errors import SwenerError
                    "(`swener teacher soft-labels --text FILE`).")
 @click.option("--transfer-sentences", type=int, callback=at_least(1), default=None,
               help="Use the transfer text's first N sentences.")
+@click.option("--transfer-ratio", type=float, callback=positive, default=config.TRANSFER_RATIO, show_default=True,
+              help="Transfer sentences per train sentence in each epoch, in turn from the whole set (0 < R; the "
+                   "gold passes stay --epochs).")
 @click.option("--gradient-probes", type=int, callback=at_least(0), default=config.GRADIENT_PROBES, show_default=True,
               help="Batches per epoch whose hard and KD gradient norms go into training.json (0: none).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
@@ -59,14 +62,16 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
               alpha: tuple[float, float | None] | None, temperature: float | None, kd_target: str | None,
               hidden_size: int, epochs: int,
               lr: float, batch_size: int, seed: int, max_sentences: int | None, threads: int, oov: str,
-              transfer_text: Path | None, transfer_sentences: int | None, gradient_probes: int, out: Path) -> None:
+              transfer_text: Path | None, transfer_sentences: int | None, transfer_ratio: float, gradient_probes: int,
+              out: Path) -> None:
     """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
     from swener.students.run import settings_for, train_student
 
     base = config.load(recipe_file, family) if recipe_file else config.Recipe()
     settings = settings_for(family, base, alpha=alpha, temperature=temperature, kd_target=kd_target,
                             transfer_text=transfer_text, transfer_sentences=transfer_sentences,
-                            hidden_size=hidden_size, epochs=epochs, learning_rate=lr, batch_size=batch_size, seed=seed,
+                            transfer_ratio=transfer_ratio, hidden_size=hidden_size, epochs=epochs, learning_rate=lr,
+                            batch_size=batch_size, seed=seed,
                             max_sentences=max_sentences, threads=threads, oov=oov, gradient_probes=gradient_probes)
     results = train_student(settings, corpus_name, embeddings_path, soft_dir, out)
     for name, row in results["scores"].items():

@@ -74,7 +74,7 @@ def run_trial(config: dict, base: sweep.Trial, corpus: str, embeddings: str, sof
     """The Tune trainable: train (or read back) one trial on dev, reporting dev F1 each epoch."""
     from ray import tune
 
-    from swener.students.run import StudentSettings, train_student
+    from swener.students.run import train_student
 
     trial = trials_of(config, base)
     out = Path(root) / trial.family / trial.name
@@ -85,12 +85,7 @@ def run_trial(config: dict, base: sweep.Trial, corpus: str, embeddings: str, sof
                                     results["scores"][f"{corpus}/dev"]["micro_f1"])]:
             tune.report({"dev_f1": f1, "epoch": epoch})
         return
-    settings = StudentSettings(family=trial.family, alpha=trial.alpha, alpha_end=trial.alpha_end,
-                               temperature=trial.temperature, kd_target=trial.kd_target,
-                               transfer_text=trial.transfer_text, transfer_sentences=trial.transfer_sentences,
-                               seed=trial.seed, epochs=trial.epochs, updates=trial.updates,
-                               hidden_size=trial.hidden_size, threads=threads, max_sentences=max_sentences,
-                               dev_only=True)
+    settings = trial.settings(threads, max_sentences)
     results = train_student(settings, corpus, Path(embeddings), Path(soft_dir), out,
                             plugins=[report_dev_f1(trial.epochs)])
     tune.report({"dev_f1": results["scores"][f"{corpus}/dev"]["micro_f1"], "epoch": results["epochs"]})

@@ -51,6 +51,8 @@ class StudentSettings:
     oov: str = config.OOV_MODES[0]  # vectors of words outside the vocabulary: "subword" n-grams or "zero"
     transfer_text: str | None = None  # unlabelled text whose teacher distributions are also learnt (KD only)
     transfer_sentences: int | None = None  # its first N sentences (None: all that are cached)
+    # transfer sentences per train sentence in an epoch, in turn from the whole set (None: all, every epoch)
+    transfer_ratio: float | None = config.TRANSFER_RATIO
     gradient_probes: int = config.GRADIENT_PROBES
     # a budget of optimizer updates instead of `epochs` (epochs = updates / batches per epoch, at least 1)
     updates: int | None = None
@@ -156,6 +158,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
                   "alpha": settings.alpha, "alpha_end": settings.alpha_end, "temperature": settings.temperature,
                   "kd_target": settings.kd_target, "teacher": None, "licences": {corpus_name: corpus.licence}}
     teacher_tags = None
+    labelled: int | None = None  # train sentences before an appended transfer set
     if settings.uses_teacher:
         if soft_dir is None:
             raise SwenerError("a KD student (alpha > 0) needs --soft-labels DIR; use --alpha 0 for plain training")
@@ -175,7 +178,9 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
                                      soft.header["teacher_sha256"], corpus.types, settings.kd_target == "kbest")
             flair_corpus = Corpus(train=list(flair_corpus.train) + transfer, dev=flair_corpus.dev,
                                   test=flair_corpus.test, sample_missing_splits=False)
-            card["teacher"]["transfer"] = {"text": settings.transfer_text, "sentences": len(transfer)}
+            card["teacher"]["transfer"] = {"text": settings.transfer_text, "sentences": len(transfer),
+                                           "ratio": settings.transfer_ratio}
+            labelled = len(flair_corpus.train) - len(transfer)
     elif settings.transfer_text is not None:
         raise SwenerError("a transfer set only teaches through the teacher's distributions: give --alpha > 0")
     embeddings = CompactFastTextEmbeddings(embeddings_path, oov=settings.oov)
@@ -206,8 +211,14 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         StudentResults.from_dict(results, partial / RESULTS_FILE).write(partial / RESULTS_FILE)
 
     epochs = settings.epochs
+    per_epoch = None
+    if labelled is not None and settings.transfer_ratio is not None:
+        per_epoch = round(settings.transfer_ratio * labelled)
+        log.info("each epoch: the %d train sentences and %d of the %d transfer sentences", labelled,
+                 min(per_epoch, len(flair_corpus.train) - labelled), len(flair_corpus.train) - labelled)
     if settings.updates is not None:
-        batches = -(-len(flair_corpus.train) // settings.batch_size)
+        seen = len(flair_corpus.train) if per_epoch is None else min(len(flair_corpus.train), labelled + per_epoch)
+        batches = -(-seen // settings.batch_size)
         epochs = max(1, round(settings.updates / batches))
         log.info("%d updates at %d batches per epoch: %d epochs", settings.updates, batches, epochs)
     results["epochs"] = epochs
@@ -217,6 +228,8 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     fit(student, flair_corpus, out, TrainSettings(epochs=epochs, learning_rate=settings.learning_rate,
                                                   batch_size=settings.batch_size, seed=settings.seed,
                                                   max_sentences=settings.max_sentences, threads=settings.threads,
-                                                  length_buckets=settings.length_buckets),
+                                                  length_buckets=settings.length_buckets,
+                                                  labelled=labelled if per_epoch is not None else None,
+                                                  transfer_per_epoch=per_epoch),
         plugins=plugins, finish=score)
     return results

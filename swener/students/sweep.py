@@ -37,6 +37,7 @@ class Trial:
     epochs: int
     updates: int | None = None
     hidden_size: int = 256
+    transfer_ratio: float | None = config.TRANSFER_RATIO  # None: the whole transfer set every epoch
 
     @property
     def name(self) -> str:
@@ -46,12 +47,25 @@ class Trial:
             return f"plain-{budget}-s{self.seed}"
         alpha = f"a{self.alpha:g}" + (f"to{self.alpha_end:g}" if self.alpha_end is not None else "")
         transfer = "" if not self.transfer_text else \
-            f"-tr{Path(self.transfer_text).name.split('.')[0]}{self.transfer_sentences or 'all'}"
+            f"-tr{Path(self.transfer_text).name.split('.')[0]}{self.transfer_sentences or 'all'}" + (
+                f"r{self.transfer_ratio:g}" if self.transfer_ratio is not None else "")
         return f"{alpha}-T{self.temperature:g}-{self.kd_target}{transfer}-{budget}-s{self.seed}"
 
 
-FACTORS = ("alpha", "alpha_end", "temperature", "kd_target", "transfer_text", "transfer_sentences", "epochs",
-           "updates", "hidden_size")
+    def settings(self, threads: int, max_sentences: int | None = None):
+        """The trial as a dev-only student run (`swener.students.run.StudentSettings`)."""
+        from swener.students.run import StudentSettings
+
+        return StudentSettings(family=self.family, alpha=self.alpha, alpha_end=self.alpha_end,
+                               temperature=self.temperature, kd_target=self.kd_target,
+                               transfer_text=self.transfer_text, transfer_sentences=self.transfer_sentences,
+                               transfer_ratio=self.transfer_ratio, seed=self.seed, epochs=self.epochs,
+                               updates=self.updates, hidden_size=self.hidden_size, threads=threads,
+                               max_sentences=max_sentences, dev_only=True)
+
+
+FACTORS = ("alpha", "alpha_end", "temperature", "kd_target", "transfer_text", "transfer_sentences",
+           "transfer_ratio", "epochs", "updates", "hidden_size")
 
 
 def parse_factor(text: str) -> tuple[str, list]:
@@ -60,7 +74,7 @@ def parse_factor(text: str) -> tuple[str, list]:
     if name not in FACTORS or not values:
         raise SwenerError(f"--vary {text!r}: write NAME=V1,V2,... with NAME one of {', '.join(FACTORS)}")
     kind = {"alpha": float, "alpha_end": float, "temperature": float, "kd_target": str, "transfer_text": str,
-            "transfer_sentences": int, "epochs": int, "updates": int, "hidden_size": int}[name]
+            "transfer_sentences": int, "transfer_ratio": float, "epochs": int, "updates": int, "hidden_size": int}[name]
     try:
         parsed = [None if v.lower() == "none" else kind(v) for v in values.split(",")]
     except ValueError:
@@ -105,7 +119,7 @@ def one_factor_trials(base: Trial, factors: Sequence[tuple[str, list]], seeds: S
 def run_sweep(trials: Sequence[Trial], corpus: str, embeddings: Path, soft_dir: Path, root: Path, table: Path,
               threads: int = 2, max_sentences: int | None = None) -> list[dict]:
     """Train (or read back) each trial on dev only and keep the table up to date; returns its rows."""
-    from swener.students.run import StudentSettings, train_student
+    from swener.students.run import train_student
 
     rows = {row["name"]: row for row in read_table(table)}
     teacher_f1 = teacher_dev_f1(soft_dir)
@@ -116,13 +130,7 @@ def run_sweep(trials: Sequence[Trial], corpus: str, embeddings: Path, soft_dir: 
         if results_path.exists():
             results = StudentResults.read(results_path).to_dict()
         else:
-            settings = StudentSettings(family=trial.family, alpha=trial.alpha, alpha_end=trial.alpha_end,
-                                       temperature=trial.temperature, kd_target=trial.kd_target,
-                                       transfer_text=trial.transfer_text,
-                                       transfer_sentences=trial.transfer_sentences, seed=trial.seed,
-                                       epochs=trial.epochs, updates=trial.updates, hidden_size=trial.hidden_size,
-                                       threads=threads, max_sentences=max_sentences, dev_only=True)
-            results = train_student(settings, corpus, embeddings, soft_dir, out)
+            results = train_student(trial.settings(threads, max_sentences), corpus, embeddings, soft_dir, out)
         rows[trial.name] = row = table_row(trial, results, corpus, teacher_f1)
         write_table(table, sorted(rows.values(), key=lambda r: (r["family"], r["name"])))
         log.info("sweep %d/%d %s %s: dev F1 %.4f (%.1f min%s)", number, len(trials), trial.family, trial.name,

@@ -40,6 +40,10 @@ class TrainSettings:
     use_amp: bool = False  # bf16 autocast on the CPU (fine-tuning only)
     fused_adamw: bool = True  # one fused AdamW kernel over all parameters (fine-tuning only)
     length_buckets: bool = False  # batches of similar-length sentences (`swener.train.buckets`)
+    # a transfer set appended to train: how many train sentences come first, and how many transfer
+    # sentences each epoch takes (None: all of them, every epoch); needs length_buckets
+    labelled: int | None = None
+    transfer_per_epoch: int | None = None
 
 
 def partial_dir(out_dir: Path) -> Path:
@@ -104,7 +108,10 @@ def fit(model: flair.nn.Model, corpus: Corpus, out_dir: Path, settings: TrainSet
     common = dict(base_path=partial, learning_rate=settings.learning_rate, mini_batch_size=settings.batch_size,
                   max_epochs=settings.epochs, save_model_each_k_epochs=1, create_file_logs=True,
                   plugins=plugins or [], main_evaluation_metric=("micro avg", "f1-score"))
-    sampler = {"sampler": LengthBuckets(settings.batch_size, seed=settings.seed)} if settings.length_buckets else {}
+    if settings.transfer_per_epoch is not None and not settings.length_buckets:
+        raise ValueError("transfer_per_epoch needs length_buckets (the sampler draws the transfer sentences)")
+    sampler = {"sampler": LengthBuckets(settings.batch_size, seed=settings.seed, labelled=settings.labelled,
+                                        per_epoch=settings.transfer_per_epoch)} if settings.length_buckets else {}
     started = time.perf_counter()
     if settings.fine_tune:
         trainer.fine_tune(**common, use_final_model_for_eval=False, embeddings_storage_mode="none", **sampler,
