@@ -127,10 +127,10 @@ def plot_study(lines: dict[str, list[tuple[float, float, int]]], path: Path, xla
 
 def build_studies(tables: Sequence[Path], out: Path) -> dict:
     """Read sweep tables, write studies.json, studies.md and the two plots into `out`; returns the effects."""
-    from swener.students.sweep import read_table
+    from swener.students.sweep import read_table, row_key
 
     rows = [row for table in tables for row in read_table(Path(table))]
-    unique = {(r.get("teacher"), r["family"], r["name"]): r for r in rows}  # a trial in two tables counts once
+    unique = {(r["family"], *row_key(r)): r for r in rows}  # a trial in two tables counts once
     effects = kd_effects(list(unique.values()))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "studies.json", {"about": "KD effect on dev from sweep tables (swener study); dev only",

@@ -121,8 +121,8 @@ def run_sweep(trials: Sequence[Trial], corpus: str, embeddings: Path, soft_dir: 
     """Train (or read back) each trial on dev only and keep the table up to date; returns its rows."""
     from swener.students.run import train_student
 
-    rows = {row["name"]: row for row in read_table(table)}
-    teacher_f1 = teacher_dev_f1(soft_dir)
+    rows = {row_key(row): row for row in read_table(table)}  # one table may hold several teachers' trials
+    teacher, teacher_f1 = Path(soft_dir).name, teacher_dev_f1(soft_dir)
     for number, trial in enumerate(trials, 1):
         out = root / trial.family / trial.name
         results_path = out / RESULTS_FILE
@@ -131,11 +131,16 @@ def run_sweep(trials: Sequence[Trial], corpus: str, embeddings: Path, soft_dir: 
             results = StudentResults.read(results_path).to_dict()
         else:
             results = train_student(trial.settings(threads, max_sentences), corpus, embeddings, soft_dir, out)
-        rows[trial.name] = row = table_row(trial, results, corpus, teacher_f1)
-        write_table(table, sorted(rows.values(), key=lambda r: (r["family"], r["name"])))
+        rows[(teacher, trial.name)] = row = table_row(trial, results, corpus, teacher_f1)
+        write_table(table, sorted(rows.values(), key=lambda r: (r["family"], str(r.get("teacher")), r["name"])))
         log.info("sweep %d/%d %s %s: dev F1 %.4f (%.1f min%s)", number, len(trials), trial.family, trial.name,
                  row["dev_f1"], row["minutes"], ", read back" if time.perf_counter() - started < 5 else "")
-    return [rows[t.name] for t in trials]
+    return [rows[(teacher, t.name)] for t in trials]
+
+
+def row_key(row: dict) -> tuple[str | None, str]:
+    """A table row's identity: its teacher (soft-label folder name) and trial name."""
+    return row.get("teacher"), row["name"]
 
 
 def teacher_dev_f1(soft_dir: Path) -> float | None:
