@@ -18,6 +18,7 @@ def _row(family="bilstm", alpha=0.5, seed=1, f1=0.70, teacher="t-good", teacher_
 
 
 ROWS = [_row(alpha=0, seed=1, f1=0.70), _row(alpha=0, seed=2, f1=0.68), _row(alpha=0, seed=3, f1=0.50),
+        _row(alpha=0, seed=1, f1=0.10, teacher="t-other"),  # another sweep's plain run: not t-good's pair
         _row(seed=1, f1=0.72), _row(seed=2, f1=0.71),
         _row(seed=1, f1=0.66, teacher="t-weak", teacher_f1=0.64), _row(seed=2, f1=0.65, teacher="t-weak",
                                                                           teacher_f1=0.64),
@@ -25,21 +26,24 @@ ROWS = [_row(alpha=0, seed=1, f1=0.70), _row(alpha=0, seed=2, f1=0.68), _row(alp
         _row(seed=4, f1=0.99, text="almedalen", size=50000)]  # no plain run of seed 4: left out
 
 
-def test_effects_pair_each_kd_run_with_the_plain_run_of_its_seed():
+def test_effects_pair_each_kd_run_with_the_plain_run_of_its_sweep_and_seed():
     effects = {(e["teacher"], e["transfer_sentences"]): e for e in kd_effects(ROWS)}
     assert set(effects) == {("t-good", 0), ("t-weak", 0), ("t-good", 20000)}
     good = effects[("t-good", 0)]
     assert good["seeds"] == 2 and good["plain_dev_f1"] == pytest.approx(0.69)  # seed 3's plain run is unpaired
     assert good["delta"] == pytest.approx(((0.72 - 0.70) + (0.71 - 0.68)) / 2)
     assert good["deltas"] == pytest.approx([0.02, 0.03])
-    assert effects[("t-weak", 0)]["delta"] == pytest.approx(((0.66 - 0.70) + (0.65 - 0.68)) / 2)
+    assert good["paired"] and not effects[("t-weak", 0)]["paired"]
+    # a sweep without plain trials of its own: against the mean of every plain trial of the family
+    assert effects[("t-weak", 0)]["delta"] == pytest.approx((0.66 + 0.65) / 2 - (0.70 + 0.68 + 0.50 + 0.10) / 4)
     assert effects[("t-good", 20000)]["transfer"] == "almedalen" and effects[("t-good", 20000)]["updates"] == 3000
 
 
 def test_plot_lines_order_teachers_and_start_transfer_lines_at_zero():
     effects = kd_effects(ROWS)
+    weak = 100 * ((0.66 + 0.65) / 2 - (0.70 + 0.68 + 0.50 + 0.10) / 4)
     assert teacher_lines(effects) == {"bilstm a0.5-T1-marginals": [
-        (0.64, pytest.approx(-3.5), 2), (0.84, pytest.approx(2.5), 2)]}
+        (0.64, pytest.approx(weak), 2), (0.84, pytest.approx(2.5), 2)]}
     assert transfer_lines(effects) == {"bilstm a0.5-T1-marginals +almedalen": [
         (0, pytest.approx(2.5), 2), (20000, pytest.approx(3.0), 1)]}
 

@@ -32,12 +32,20 @@ def transfer_name(row: dict) -> str | None:
 
 
 def kd_effects(rows: Sequence[dict]) -> list[dict]:
-    """Per family, teacher, KD setting and transfer size: mean KD dev F1, mean plain dev F1 and their difference,
-    over the seeds that have both (plain trials of any sweep count: they do not depend on the teacher)."""
+    """Per family, teacher, KD setting and transfer size: mean KD dev F1, mean plain dev F1 and their difference.
+
+    A KD trial is paired with the plain trial of its own sweep (same teacher folder) and seed: since seeds fix
+    the initial weights, the pair differs in the KD term only. A sweep without plain trials (`--no-plain`) is
+    compared, unpaired, with the mean of every plain trial of the family (`paired` false).
+    """
     plain: dict[tuple, float] = {}
+    pooled: dict[tuple, list[float]] = defaultdict(list)
+    swept: set[tuple] = set()  # (teacher, family, hidden, epochs) of the sweeps that ran plain trials
     for row in rows:
         if _is_plain(row) and not row.get("updates"):
-            plain[(row["family"], row["hidden_size"], row["epochs"], row["seed"])] = row["dev_f1"]
+            swept.add((row.get("teacher"), row["family"], row["hidden_size"], row["epochs"]))
+            plain[(row.get("teacher"), row["family"], row["hidden_size"], row["epochs"], row["seed"])] = row["dev_f1"]
+            pooled[(row["family"], row["hidden_size"], row["epochs"])].append(row["dev_f1"])
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         if not _is_plain(row):
@@ -46,15 +54,19 @@ def kd_effects(rows: Sequence[dict]) -> list[dict]:
                     row["hidden_size"], row["epochs"], row.get("updates"))].append(row)
     effects = []
     for (family, teacher, label, text, size, hidden, epochs, updates), members in sorted(groups.items(), key=str):
-        paired = [(r["dev_f1"], plain[(family, hidden, epochs, r["seed"])]) for r in members
-                  if (family, hidden, epochs, r["seed"]) in plain]
-        if not paired:
+        pairs = [(r["dev_f1"], plain[key]) for r in members
+                 if (key := (teacher, family, hidden, epochs, r["seed"])) in plain]
+        paired = (teacher, family, hidden, epochs) in swept
+        if not paired and pooled.get((family, hidden, epochs)):
+            base_mean = statistics.mean(pooled[(family, hidden, epochs)])
+            pairs = [(r["dev_f1"], base_mean) for r in members]
+        if not pairs:
             continue
-        kd, base = statistics.mean(p[0] for p in paired), statistics.mean(p[1] for p in paired)
+        kd, base = statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs)
         effects.append({"family": family, "teacher": teacher, "teacher_dev_f1": members[0].get("teacher_dev_f1"),
                         "setting": label, "transfer": text, "transfer_sentences": size, "updates": updates,
-                        "seeds": len(paired), "kd_dev_f1": kd, "plain_dev_f1": base, "delta": kd - base,
-                        "deltas": [a - b for a, b in paired]})
+                        "seeds": len(pairs), "paired": paired, "kd_dev_f1": kd, "plain_dev_f1": base,
+                        "delta": kd - base, "deltas": [a - b for a, b in pairs]})
     return effects
 
 
@@ -62,13 +74,14 @@ def markdown(effects: Sequence[dict]) -> str:
     """The effects as a Markdown table, in points."""
     lines = ["| family | KD setting | transfer set | transfer sentences | updates | teacher dev F1 | seeds | "
              "plain dev F1 | KD dev F1 | ΔF1 (points) | per seed |", "|---|---|---|" + "---:|" * 7 + "---|"]
+    unpaired = " (against the mean of all plain trials)"
     for e in effects:
         teacher = "-" if e["teacher_dev_f1"] is None else f"{e['teacher_dev_f1']:.3f}"
         size = "-" if e["transfer_sentences"] is None else f"{e['transfer_sentences']:,}"
         lines.append(f"| {e['family']} | {e['setting']} | {e['transfer'] or '-'} | {size} | {e['updates'] or '-'} | "
                      f"{teacher} | {e['seeds']} | "
                      f"{e['plain_dev_f1']:.4f} | {e['kd_dev_f1']:.4f} | {100 * e['delta']:+.2f} | "
-                     + ", ".join(f"{100 * d:+.2f}" for d in e["deltas"]) + " |")
+                     + ", ".join(f"{100 * d:+.2f}" for d in e["deltas"]) + ("" if e["paired"] else unpaired) + " |")
     return "\n".join(lines) + "\n"
 
 
