@@ -249,9 +249,11 @@ sweep: $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz | $(BIN)/swener
 		--table $(SWEEP_TABLE)
 
 # The KD effect on dev against teacher quality and transfer-set size, from every sweep table of the profile
+# (transfer/: the transfer-set study, kept apart from the tables the recipe is chosen from)
 .PHONY: studies
 studies: | $(BIN)/swener
-	$(BIN)/swener study $(wildcard results/$(PROFILE)/sweeps/*.json) --out results/$(PROFILE)/studies
+	$(BIN)/swener study $(wildcard results/$(PROFILE)/sweeps/*.json results/$(PROFILE)/sweeps/transfer/*.json) \
+		--out results/$(PROFILE)/studies
 
 # ----- embeddings study: subword vs zero vectors for OOV words (plain BiLSTM-CRF, OOV_SEEDS seeds) -----
 oov_zero_result = models/bilstm-crf/plain/$(STUDENT_SET)-oovzero/seed-$(1)/results.json
