@@ -21,6 +21,11 @@ def sha256_of(data: bytes | str | Path) -> str:
     return digest.hexdigest()
 
 
+def text_name(path: str | Path) -> str:
+    """A text file's short name, its file name up to the first dot: ../text/almedalen.txt.gz -> almedalen."""
+    return Path(path).name.split(".")[0]
+
+
 def open_text(path: str | Path, mode: str = "rt") -> IO:
     """A file opened for reading, gzip-decompressed when its name ends in .gz; text modes read UTF-8."""
     opener = gzip.open if str(path).endswith(".gz") else open

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from swener.atomic import write_json
+from swener.files import text_name
 
 STUDY_PLOTS = {"teacher": "kd_vs_teacher.png", "transfer": "kd_vs_transfer.png"}
 
@@ -28,7 +29,7 @@ def setting_label(row: dict) -> str:
 
 def transfer_name(row: dict) -> str | None:
     """The transfer text's short name (almedalen), or None."""
-    return Path(row["transfer_text"]).name.split(".")[0] if row.get("transfer_text") else None
+    return text_name(row["transfer_text"]) if row.get("transfer_text") else None
 
 
 def kd_effects(rows: Sequence[dict]) -> list[dict]:

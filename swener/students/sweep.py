@@ -17,6 +17,7 @@ from typing import Sequence
 from swener import config
 from swener.atomic import write_json
 from swener.errors import SwenerError
+from swener.files import text_name
 from swener.runs import RESULTS_FILE, StudentResults
 
 log = logging.getLogger("swener")
@@ -47,7 +48,7 @@ class Trial:
             return f"plain-{budget}-s{self.seed}"
         alpha = f"a{self.alpha:g}" + (f"to{self.alpha_end:g}" if self.alpha_end is not None else "")
         transfer = "" if not self.transfer_text else \
-            f"-tr{Path(self.transfer_text).name.split('.')[0]}{self.transfer_sentences or 'all'}" + (
+            f"-tr{text_name(self.transfer_text)}{self.transfer_sentences or 'all'}" + (
                 f"r{self.transfer_ratio:g}" if self.transfer_ratio is not None else "")
         return f"{alpha}-T{self.temperature:g}-{self.kd_target}{transfer}-{budget}-s{self.seed}"
 
@@ -189,7 +190,7 @@ def write_table(table: Path, rows: list[dict]) -> None:
     lines = ["| family | trial | alpha | T | target | transfer | seed | epochs | dev F1 | "
              + " | ".join(types) + " | min | teacher dev F1 |", "|" + "---|" * (11 + len(types))]
     for r in rows:
-        transfer = f"{Path(r['transfer_text']).name.split('.')[0]} {r['transfer_sentences'] or 'all'}" \
+        transfer = f"{text_name(r['transfer_text'])} {r['transfer_sentences'] or 'all'}" \
             if r["transfer_text"] else "-"
         alpha = f"{r['alpha']:g}" + (f"->{r['alpha_end']:g}" if r["alpha_end"] is not None else "")
         per_type = " | ".join(f"{r['dev_per_type'][k]:.3f}" if k in r["dev_per_type"] else "-" for k in types)

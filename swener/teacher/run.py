@@ -15,7 +15,7 @@ from swener.config import DEFAULT_KBEST, EVAL_CORPORA
 from swener.data import corpora
 from swener.data.tags import span_dictionary, tagger_tags
 from swener.errors import SwenerError
-from swener.files import open_text, sha256_of
+from swener.files import open_text, sha256_of, text_name
 from swener.kd import softlabels
 from swener.kd.softlabels import canonical_tags
 
@@ -139,7 +139,7 @@ def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[li
 
 def transfer_cache_name(text: Path) -> str:
     """The cache file stem of a transfer text: regeringen.txt.gz -> transfer-regeringen."""
-    return f"transfer-{Path(text).name.split('.')[0]}"
+    return f"transfer-{text_name(text)}"
 
 
 TRANSFER_CHUNK = 2000  # sentences per saved chunk of a transfer cache: one progress line, one resumable step
