@@ -27,6 +27,7 @@ def test_each_epoch_is_a_permutation_cut_into_aligned_batches():
         flat = [id(item) for batch in batches for item in batch]
         assert sorted(flat) == sorted(id(item) for item in data)  # every sentence exactly once
         assert all(len(batch) == 32 for batch in batches[:-1]) and len(batches[-1]) == 1003 % 32
+        assert len(batches) == -(-len(sampler) // 32)  # fit's updates per epoch
         epochs.append(flat)
     assert epochs[0] != epochs[1]  # a new order each epoch
 

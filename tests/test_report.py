@@ -23,7 +23,8 @@ def fake_counts(rng: np.random.Generator, n: int, recall: float) -> np.ndarray:
 
 
 def write_run(root: Path, family: str, seed: int, counts: dict[str, np.ndarray], alpha: float = 0.0,
-              temperature: float = 2.0, epoch_seconds: float = 10.0, tokens_per_second: float = 5000.0) -> Path:
+              temperature: float = 2.0, epoch_seconds: float = 10.0, tokens_per_second: float = 5000.0,
+              updates: int = 194) -> Path:
     """A results.json as swener.students.run writes it, scores derived from the counts."""
     mode = "plain" if alpha == 0 else "kd"
     folder = root / family / mode / f"{CORPUS}-test" / f"seed-{seed}"
@@ -43,7 +44,8 @@ def write_run(root: Path, family: str, seed: int, counts: dict[str, np.ndarray],
             "cost": {"tokens_per_second": tokens_per_second * (1 + 0.02 * seed), "latency_ms": 3.0,
                      "parameters": 2_000_000, "parameters_without_embeddings": 300_000, "size_bytes": 8_000_000,
                      "peak_rss_mb": 900.0},
-            "training": {"train_seconds": 3 * epoch_seconds, "epoch_seconds": epoch_seconds}}
+            "training": {"train_seconds": 3 * epoch_seconds, "epoch_seconds": epoch_seconds,
+                         "updates_per_epoch": updates}}
     path = folder / "results.json"
     path.write_text(json.dumps(data))
     return path
@@ -291,11 +293,24 @@ def test_costs_are_medians_with_their_range(tmp_path):
     assert cost["tokens_per_second"] == pytest.approx(np.median(speeds))
     assert cost["spread"]["tokens_per_second"] == {"low": pytest.approx(speeds[0]), "high": pytest.approx(speeds[-1]),
                                                    "n": 6}
-    assert cost["kd_epoch_ratio"] == pytest.approx(1.2)
+    assert cost["kd_epoch_ratio"] == pytest.approx(1.2) and cost["kd_update_ratio"] == pytest.approx(1.2)
     text = report.render_markdown({**report.summarize(report.collect(report.find_results(tmp_path)), samples=50),
                                    "profile": "quick"})
     assert f"{np.median(speeds):,.0f} ({speeds[0]:,.0f}–{speeds[-1]:,.0f}, n=6)" in text
     assert "medians over the family's runs" in text
+
+
+def test_cost_per_update_sets_a_transfer_sets_extra_updates_aside(tmp_path):
+    counts = {TEST_SETS[0]: np.array([[1, 1, 1]])}
+    for seed in (1, 2):  # KD epochs with a transfer set: twice the updates, 2.2 x the time
+        write_run(tmp_path, "bilstm", seed, counts, epoch_seconds=10.0, updates=194)
+        write_run(tmp_path, "bilstm", seed, counts, alpha=0.5, epoch_seconds=22.0, updates=388)
+    cost = report.summarize(report.collect(report.find_results(tmp_path)), samples=50)["families"][0]["cost"]
+    assert cost["kd_epoch_ratio"] == pytest.approx(2.2)
+    assert cost["plain_update_ms"] == pytest.approx(1000 * 10 / 194) and cost["kd_update_ratio"] == pytest.approx(1.1)
+    text = report.render_markdown({**report.summarize(report.collect(report.find_results(tmp_path)), samples=50),
+                                   "profile": "full"})
+    assert "KD/plain per update" in text and "| 51.5 (51.5–51.5, n=2) | 56.7 (56.7–56.7, n=2) | 2.20 | 1.10 |" in text
 
 
 def test_share_of_the_teachers_lead_closed_by_the_best_kd_student(models, tmp_path):

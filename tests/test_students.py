@@ -97,6 +97,7 @@ def test_kd_student_learns_from_a_transfer_set(tmp_path, tiny_vectors, no_teache
     assert results["training"]["train_sentences"] == 40 + 2
     # an epoch: the 40 gold sentences and 0.025 x 40 = 1 transfer sentence, drawn by the sampler Flair trained with
     assert results["training"]["labelled"] == 40 and results["training"]["transfer_per_epoch"] == 1
+    assert results["training"]["updates_per_epoch"] == 2  # 41 sentences in batches of 32
     tagger = flair.nn.Classifier.load(tmp_path / "run" / "best-model.pt")
     assert tagger.card["teacher"]["transfer"]["sentences"] == 2
     assert "labelled=40, per_epoch=1)" in str(tagger.model_card["training_parameters"]["sampler"])

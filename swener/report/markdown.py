@@ -160,7 +160,7 @@ def render_markdown(summary: dict) -> str:
         rows.append(["teacher", _number(cost.get("parameters_without_embeddings")), _number(cost.get("parameters")),
                      _number(cost.get("size_bytes"), "{:,.1f}", 1e-6), _number(cost.get("tokens_per_second")),
                      _number(cost.get("latency_ms"), "{:.1f}"), _number(cost.get("peak_rss_mb")),
-                     _number(training.get("epoch_seconds"), "{:,.0f}"), "–", "–"])
+                     _number(training.get("epoch_seconds"), "{:,.0f}"), "–", "–", "–", "–", "–"])
     for f in families:
         cost = f["cost"]
         spread = cost.get("spread", {})
@@ -168,10 +168,12 @@ def render_markdown(summary: dict) -> str:
                      _number(cost["size_bytes"], "{:,.1f}", 1e-6),
                      *(_spread(cost, spread, key, fmt) for key, fmt in (
                          ("tokens_per_second", "{:,.0f}"), ("latency_ms", "{:.1f}"), ("peak_rss_mb", "{:,.0f}"),
-                         ("plain_epoch_seconds", "{:,.1f}"), ("kd_epoch_seconds", "{:,.1f}"))),
-                     _number(cost["kd_epoch_ratio"], "{:.2f}")])
+                         ("plain_epoch_seconds", "{:,.1f}"), ("kd_epoch_seconds", "{:,.1f}"),
+                         ("plain_update_ms", "{:,.1f}"), ("kd_update_ms", "{:,.1f}"))),
+                     _number(cost["kd_epoch_ratio"], "{:.2f}"), _number(cost.get("kd_update_ratio"), "{:.2f}")])
     lines += _table(["model", "parameters w/o embeddings", "parameters", "size (MB)", "tokens/s", "latency (ms)",
-                     "peak memory (MB)", "s/epoch plain", "s/epoch KD", "KD/plain"], rows)
+                     "peak memory (MB)", "s/epoch plain", "s/epoch KD", "ms/update plain",
+                     "ms/update KD", "KD/plain per epoch", "KD/plain per update"], rows)
     lines += ["", COST_NOTE]
     soft = teacher.get("soft_labels") if teacher else None
     if soft:
@@ -202,7 +204,10 @@ REFUSAL_RULE = ("no verdict is printed when the teacher scores 0 on the test set
 COST_NOTE = ("Students' costs are medians over the family's runs (plain and KD share the architecture; the "
              "epoch times per mode), with their range and the number of runs in brackets: they were measured "
              "inside the training processes, on cores that other jobs may have shared, so single runs of one "
-             "architecture differ a lot; read them as rough. KD/plain is the ratio of the median epoch times.")
+             "architecture differ a lot; read them as rough. KD/plain is the ratio of the median epoch times, "
+             "and per update of the median times per optimizer update (an epoch, its dev evaluation included, "
+             "over its updates): a transfer set adds updates to every KD epoch, so per update is what the KD "
+             "term itself costs.")
 
 
 def _verdict_cell(effect: dict) -> str:

@@ -136,7 +136,7 @@ MEASURED = ("tokens_per_second", "latency_ms", "peak_rss_mb")  # vary with the l
 
 
 def _cost(comparison: Comparison) -> dict:
-    """Inference cost and training time per epoch: medians over the runs, with their range in `spread`.
+    """Inference cost and training time per epoch and per update: medians over the runs, with their range in `spread`.
 
     Plain and KD runs share the architecture, so inference costs pool all of a family's runs;
     measurements taken while other jobs share the cores vary a lot, so no single run is shown.
@@ -156,8 +156,12 @@ def _cost(comparison: Comparison) -> dict:
         put(f"{mode}_tokens_per_second", _values(mode_runs, "cost", "tokens_per_second"))
         put(f"{mode}_epoch_seconds", _values(mode_runs, "training", "epoch_seconds"))
         put(f"{mode}_train_seconds", _values(mode_runs, "training", "train_seconds"))
-    plain_s, kd_s = out["plain_epoch_seconds"], out["kd_epoch_seconds"]
-    out["kd_epoch_ratio"] = kd_s / plain_s if plain_s and kd_s else None
+        put(f"{mode}_update_ms", [1000 * r.training["epoch_seconds"] / r.training["updates_per_epoch"]
+                                  for r in mode_runs if r.training.get("updates_per_epoch")])
+    # a transfer set adds updates to a KD epoch: the cost per update is the KD term's own
+    for ratio, key in (("kd_epoch_ratio", "epoch_seconds"), ("kd_update_ratio", "update_ms")):
+        plain_value, kd_value = out[f"plain_{key}"], out[f"kd_{key}"]
+        out[ratio] = kd_value / plain_value if plain_value and kd_value else None
     out["spread"] = spread
     return out
 

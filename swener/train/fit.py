@@ -119,11 +119,14 @@ def fit(model: flair.nn.Model, corpus: Corpus, out_dir: Path, settings: TrainSet
     else:
         trainer.train(**common, embeddings_storage_mode="cpu", **sampler)
     seconds = time.perf_counter() - started
+    seen = len(sampler["sampler"]) if sampler else len(corpus.train)  # sentences per epoch
+    updates = -(-seen // settings.batch_size)  # pools are whole batches: only the last batch may be short
     _keep_best(partial)
     records = {key: value for plugin in plugins or [] if hasattr(plugin, "training_record")
                for key, value in plugin.training_record().items()}  # e.g. the KD plugins' per-epoch records
     (partial / "training.json").write_text(json.dumps(
         {**asdict(settings), "train_seconds": seconds, "epoch_seconds": seconds / max(settings.epochs, 1),
+         "updates_per_epoch": updates,
          "train_sentences": len(corpus.train), "dev_sentences": len(corpus.dev or []), **records}, indent=2))
     if finish is not None:
         finish(partial)
