@@ -11,7 +11,8 @@ export TRANSFORMERS_OFFLINE := 1
 
 # Profiles: QUICK=1 is a miniature of the full run (about 25 minutes from a clean clone on 2
 # cores): the whole train split, the untrimmed backbone with its vocabulary table frozen (no
-# trimming pass), a 1-epoch teacher at lr 2e-4, two families for 3 epochs, one seed. The default is the
+# trimming pass), a 1-epoch teacher at lr 2e-4, two families for 3 epochs, one seed, a transfer set
+# of 2,000 sentences for the families whose recipe has one. The default is the
 # full run. Every output path carries the settings that made it.
 ifeq ($(QUICK),1)
 PROFILE := quick
@@ -23,6 +24,8 @@ TEACHER_LR ?= 2e-4
 STUDENT_EPOCHS ?= 3
 SEEDS ?= 1
 FAMILIES ?= bilstm-crf bilstm
+TRANSFER_MAX ?= 2000
+TRANSFER_SENTENCES ?= 2000
 else
 PROFILE := full
 MAX_SENTENCES ?= all
@@ -171,7 +174,7 @@ TEMPERATURE ?=
 KD_TARGET ?=
 TRANSFER_TEXT ?=
 TRANSFER_SENTENCES ?=
-TRANSFER_MAX ?= 20000
+TRANSFER_MAX ?= 10000
 # RECIPE.<family>: the recipe's words for it (alpha T target text sentences, - for none), read once
 $(foreach f,$(FAMILIES),$(eval RECIPE.$(f) := $(shell $(RECIPE_PY) -I $(ROOT)swener/config.py $(RECIPE) $(f))))
 $(foreach f,$(FAMILIES),$(if $(word 5,$(RECIPE.$(f))),,$(error $(RECIPE): no usable recipe for $(f) (see the line above))))

@@ -15,16 +15,31 @@ A recipe file (`recipes/default.json`) maps each student family to the KD settin
                                  "transfer_sentences": null}, ...}, "default": {...}}
 
 `alpha_end` anneals alpha linearly from `alpha` (first epoch) to `alpha_end` (last epoch);
-null keeps it constant. `swener recipe FILE --family F` prints a family's values as Make variables.
+null keeps it constant. A relative `transfer_text` is a file of the shared data folder
+(`text/almedalen.txt.gz`: SWENER_DATA or ../shared/data), so a recipe works from any directory.
+`swener recipe FILE --family F` prints a family's values as Make variables.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path | None:
+    """The local mirror of the shared data (corpora, raw text), if there is one: SWENER_DATA or ../shared/data."""
+    env = os.environ.get("SWENER_DATA")
+    if env:
+        return Path(env)
+    for candidate in (REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
 
 # ----- data -----
 DEFAULT_CORPUS = "webbnyheter2012"
@@ -63,7 +78,8 @@ DEFAULT_KD_TARGET = "marginals"
 DEFAULT_KBEST = 4  # teacher paths cached per sentence for --kd-target kbest
 CRF_ONLY_TARGETS = ("kbest",)
 GRADIENT_PROBES = 8  # batches per epoch whose two loss terms' gradient norms are logged
-TRANSFER_MAX = 20_000  # transfer-set sentences cached once (students use TRANSFER_SENTENCES of them)
+TRANSFER_MAX = 10_000  # transfer-set sentences cached once (students use TRANSFER_SENTENCES of them): the recipe's size
+QUICK_TRANSFER_SENTENCES = 2_000  # QUICK=1: a transfer set of this size, cached and used (about 30 s of teacher time)
 # transfer sentences per train sentence in an epoch, drawn in turn from the whole transfer set: the gold
 # passes stay STUDENT_EPOCHS and a run costs about (1 + ratio) x a plain run whatever the set's size
 TRANSFER_RATIO = 1.0
@@ -200,9 +216,17 @@ def load(path: str | Path, family: str) -> Recipe:
         unknown = sorted(set(row) - known) if isinstance(row, dict) else row
         raise RecipeError(f"{path}: {where}: unknown settings {unknown}; known: {', '.join(sorted(known))}")
     try:
-        return Recipe(**row)
+        recipe = Recipe(**row)
     except RecipeError as err:
         raise RecipeError(f"{path}: {where}: {err}") from None
+    text = recipe.transfer_text
+    if text is not None and not Path(text).is_absolute():  # a file of the shared data folder
+        root = data_root()
+        if root is None:
+            raise RecipeError(f"{path}: {where}: transfer_text {text!r} is relative to the data folder, and there "
+                              "is none: set SWENER_DATA (or put the data in ../shared/data)")
+        recipe = replace(recipe, transfer_text=str(root / text))
+    return recipe
 
 
 def as_dict(recipe: Recipe) -> dict:

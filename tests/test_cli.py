@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent / "swener"
 
 
@@ -41,3 +43,11 @@ def test_bad_input_is_one_line_without_traceback(tmp_path):
     assert f"{bad}:2: not UTF-8" in result.stderr
     missing = run("corpus", "stats", "no-such-corpus")
     assert missing.returncode == 1 and "no such corpus or path" in missing.stderr
+
+
+def test_a_missing_transfer_text_is_one_error_naming_it(tmp_path):
+    from swener.errors import DataError
+    from swener.teacher.run import read_text_sentences
+
+    with pytest.raises(DataError, match=f"{tmp_path / 'none.txt.gz'}: no such text file; give a raw text file"):
+        read_text_sentences(tmp_path / "none.txt.gz")

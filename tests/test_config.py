@@ -63,6 +63,7 @@ def test_the_makefile_defaults_are_the_python_defaults():
     assert float(both["STUDENT_LR"]) == config.STUDENT_LR
     assert int(both["STUDENT_THREADS"]) == config.THREADS
     assert int(both["TRANSFER_MAX"]) == config.TRANSFER_MAX
+    assert int(quick["TRANSFER_MAX"]) == int(quick["TRANSFER_SENTENCES"]) == config.QUICK_TRANSFER_SENTENCES
     assert (both["EMB_MODEL"], int(both["EMB_DIM"]), int(both["EMB_EPOCHS"])) == (
         config.EMB_MODEL, config.EMB_DIM, config.EMB_EPOCHS)
     assert both["EMB_SAMPLE"] == f"$(if $(filter 1,$(QUICK)),{config.QUICK_EMB_SAMPLE},)"

@@ -24,26 +24,41 @@ def test_the_committed_recipe_is_what_the_dev_sweeps_chose():
     assert set(data["families"]) <= set(FAMILIES) and "default" in data  # a family it does not list: the default
     screened = {}
     for family in ("bilstm-crf", "bilstm"):
-        table = json.loads((ROOT / "results" / "full" / "sweeps" / f"{family}.json").read_text())
-        # the table holds several teachers' trials: the recipe is chosen with the best teacher on dev
-        best_teacher = max(t["teacher_dev_f1"] for t in table["trials"])
-        settings = defaultdict(list)
-        for trial in table["trials"]:
+        sweeps = ROOT / "results" / "full" / "sweeps"  # the recipe factors' table and the transfer-set study's
+        trials = [t for path in (sweeps / f"{family}.json", sweeps / "transfer" / f"{family}.json")
+                  for t in json.loads(path.read_text())["trials"]]
+        # the tables hold several teachers' trials: the recipe is chosen with the best teacher on dev
+        best_teacher = max(t["teacher_dev_f1"] for t in trials)
+        settings = defaultdict(set)  # the transfer table repeats the plain trials it pairs with
+        for trial in trials:
             if (trial["alpha"] > 0 and trial["epochs"] == config.STUDENT_EPOCHS and not trial.get("updates")
-                    and trial["teacher_dev_f1"] == best_teacher):
+                    and trial["teacher_dev_f1"] == best_teacher
+                    and trial.get("transfer_ratio", config.TRANSFER_RATIO) == config.TRANSFER_RATIO):
                 key = (trial["alpha"], trial["alpha_end"], trial["temperature"], trial["kd_target"],
                        trial["transfer_text"], trial["transfer_sentences"])
-                settings[key].append(trial["dev_f1"])
+                settings[key].add((trial["seed"], trial["dev_f1"]))
         best = max((key for key, f1s in settings.items() if len(f1s) >= 2),
-                   key=lambda key: statistics.mean(settings[key]))
+                   key=lambda key: statistics.mean(f1 for _, f1 in settings[key]))
         found = config.load(config.DEFAULT_RECIPE, family)
-        assert (found.alpha, found.alpha_end, found.kd_target, found.transfer_text, found.transfer_sentences) == (
-            best[0], best[1], best[3], best[4], best[5]), family
+        text = Path(found.transfer_text).name if found.transfer_text else None  # trials name it as they were given
+        assert (found.alpha, found.alpha_end, found.kd_target, text, found.transfer_sentences) == (
+            best[0], best[1], best[3], best[4] and Path(best[4]).name, best[5]), family
         if found.kd_target != "kbest":  # T does not apply to k-best paths
             assert found.temperature == best[2]
         screened["crf" if family.endswith("-crf") else "softmax"] = found
     for family in FAMILIES:
         assert config.load(config.DEFAULT_RECIPE, family) == screened["crf" if family.endswith("-crf") else "softmax"]
+
+
+def test_a_relative_transfer_text_is_a_file_of_the_data_folder(tmp_path, monkeypatch):
+    path = _write(tmp_path, {"cnn": {"transfer_text": "text/news.txt.gz", "transfer_sentences": 5},
+                             "window": {"transfer_text": str(tmp_path / "mine.txt")}})
+    monkeypatch.setenv("SWENER_DATA", str(tmp_path / "data"))
+    assert config.load(path, "cnn").transfer_text == str(tmp_path / "data" / "text" / "news.txt.gz")
+    assert config.load(path, "window").transfer_text == str(tmp_path / "mine.txt")  # absolute: as it is
+    make_words = subprocess.run([sys.executable, "-I", str(ROOT / "swener" / "config.py"), str(path), "cnn"],
+                                capture_output=True, text=True, check=True).stdout.split()
+    assert make_words[3:] == [str(tmp_path / "data" / "text" / "news.txt.gz"), "5"]
 
 
 def test_a_family_the_recipe_does_not_list_takes_its_default_or_is_an_error(tmp_path):

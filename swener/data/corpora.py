@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from swener.atomic import atomic_path
-from swener.config import REPO_ROOT
+from swener.config import REPO_ROOT, data_root
 from swener.data.readers import READERS, TaggedSentence, read_conll, read_suc_jsonl
 from swener.data.tags import spans
 from swener.errors import DataError, SwenerError
@@ -124,17 +124,6 @@ REGISTRY: dict[str, CorpusSource] = {
         },
     ),
 }
-
-
-def data_root() -> Path | None:
-    """The local mirror of the upstream files, if there is one (SWENER_DATA or ../shared/data)."""
-    env = os.environ.get("SWENER_DATA")
-    if env:
-        return Path(env)
-    for candidate in (REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
 def atomic_copy(source: Path, target: Path) -> None:

@@ -50,7 +50,9 @@ PROFILE_DEFAULTS = {
               "TEACHER_FREEZE": _flag(config.QUICK_TEACHER_FREEZE), "TEACHER_EPOCHS": str(config.QUICK_TEACHER_EPOCHS),
               "TEACHER_LR": "2e-4",  # config.QUICK_TEACHER_LR as the Makefile writes it
               "STUDENT_EPOCHS": str(config.QUICK_STUDENT_EPOCHS), "SEEDS": _words(config.QUICK_SEEDS),
-              "FAMILIES": _words(config.QUICK_FAMILIES), "EMB_SAMPLE": config.QUICK_EMB_SAMPLE},
+              "FAMILIES": _words(config.QUICK_FAMILIES), "EMB_SAMPLE": config.QUICK_EMB_SAMPLE,
+              "TRANSFER_MAX": str(config.QUICK_TRANSFER_SENTENCES),
+              "TRANSFER_SENTENCES": str(config.QUICK_TRANSFER_SENTENCES)},
     "full": {"MAX_SENTENCES": "all", "TEACHER_EPOCHS": str(config.TEACHER_EPOCHS),
              "STUDENT_EPOCHS": str(config.STUDENT_EPOCHS), "SEEDS": _words(config.SEEDS), "EMB_SAMPLE": ""},
 }

@@ -14,7 +14,7 @@ from swener.batching import in_index_order, length_batches
 from swener.config import DEFAULT_KBEST, EVAL_CORPORA
 from swener.data import corpora
 from swener.data.tags import span_dictionary, tagger_tags
-from swener.errors import SwenerError
+from swener.errors import DataError, SwenerError
 from swener.files import open_text, sha256_of, text_name
 from swener.kd import softlabels
 from swener.kd.softlabels import canonical_tags
@@ -126,6 +126,9 @@ def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[li
     """Token lists of the sentences of a raw text file (.txt or .txt.gz), by the swener tokeniser."""
     from swener.data.tokenizer import split_sentences
 
+    if not Path(path).is_file():
+        raise DataError(path, "no such text file; give a raw text file (.txt or .txt.gz); a recipe's relative "
+                              "transfer_text is a file of the data folder (SWENER_DATA or ../shared/data)")
     sentences: list[list[str]] = []
     with open_text(path) as handle:
         for line in handle:
@@ -209,8 +212,6 @@ def _transfer_chunk(tagger, path: Path, tokens: list[list[str]], source: str, ba
     Returns the chunk and the teacher seconds spent on it (0 when it was already saved).
     """
     from flair.data import Sentence
-
-    from swener.errors import SwenerError
 
     if path.exists():
         try:
