@@ -194,6 +194,13 @@ def test_transfer_cache_in_chunks_equals_one_pass_and_resumes(trained, tmp_path,
                                                         chunk_sentences=3)[0])
     assert computed == [1]
     np.testing.assert_array_equal(resumed.logp, many.logp)
+    # its teacher time is every chunk's, the two read back included; this pass's is the third chunk's
+    chunk_seconds = [softlabels.read(p).header["seconds"] for p in sorted((tmp_path / "b" / "transfer-news.chunks")
+                                                                           .glob("*.npz"))]
+    assert resumed.header["seconds"] == pytest.approx(sum(chunk_seconds))
+    assert resumed.header["seconds_this_pass"] == pytest.approx(chunk_seconds[2])
+    assert chunk_seconds[2] < resumed.header["seconds"]
+    assert resumed.header["chunks_without_seconds"] == 0
     # a damaged chunk is computed again, not trusted
     (tmp_path / "b" / "transfer-news.chunks" / "00000.npz").write_bytes(b"broken")
     computed.clear()

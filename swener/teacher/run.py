@@ -186,30 +186,38 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
     for text in texts:
         tokens = read_text_sentences(text, max_sentences)
         chunks = out / f"{transfer_cache_name(text)}.chunks"
-        distributions, seconds = [], 0.0
+        distributions, seconds, this_pass, unknown = [], 0.0, 0.0, 0
         for number, first in enumerate(range(0, len(tokens), chunk_sentences)):
             part = tokens[first:first + chunk_sentences]
-            soft, spent = _transfer_chunk(tagger, chunks / f"{number:05d}.npz", part, f"text:{text.name}",
-                                          batch_size, bf16, tags, teacher_sha)
-            seconds += spent
+            soft, spent, saved = _transfer_chunk(tagger, chunks / f"{number:05d}.npz", part, f"text:{text.name}",
+                                                 batch_size, bf16, tags, teacher_sha)
+            if spent is None:
+                unknown += 1
+            else:
+                seconds += spent
+            this_pass += 0.0 if saved else spent
             distributions += [soft.sentence(i) for i in range(len(soft))]
             log.info("%s: %d/%d sentences (%s)", text.name, first + len(part), len(tokens),
-                     f"{spent:.0f} s" if spent else "cached")
+                     "cached" if saved else f"{spent:.0f} s")
+        # seconds: the teacher time of every chunk when it was computed, whichever pass that was
         path = softlabels.write(out / f"{transfer_cache_name(text)}.npz", distributions, tokens=tokens,
                                 corpus=f"text:{text.name}", split="transfer",
                                 extra={"teacher_path": str(teacher_path), "seconds": seconds,
+                                       "seconds_this_pass": this_pass, "chunks_without_seconds": unknown,
                                        "max_sentences": max_sentences, "chunk_sentences": chunk_sentences}, **common)
-        log.info("wrote %s (%d sentences, %.1f s of teacher time, %d bytes)", path, len(tokens), seconds,
-                 path.stat().st_size)
+        untimed = f", {unknown} chunks from before chunks were timed not counted" if unknown else ""
+        log.info("wrote %s (%d sentences, %.1f s of teacher time, %.1f s of it this pass%s, %d bytes)", path,
+                 len(tokens), seconds, this_pass, untimed, path.stat().st_size)
         written.append(path)
     return written
 
 
 def _transfer_chunk(tagger, path: Path, tokens: list[list[str]], source: str, batch_size: int, bf16: bool,
-                    tags: list[str], teacher_sha: str) -> tuple[softlabels.SoftLabels, float]:
+                    tags: list[str], teacher_sha: str) -> tuple[softlabels.SoftLabels, float | None, bool]:
     """One chunk of a transfer cache: the saved one if it holds these sentences from this teacher, else computed.
 
-    Returns the chunk and the teacher seconds spent on it (0 when it was already saved).
+    Returns the chunk, the teacher seconds it took when it was computed (None for a saved chunk
+    from before chunks recorded them) and whether it was saved already.
     """
     from flair.data import Sentence
 
@@ -218,14 +226,15 @@ def _transfer_chunk(tagger, path: Path, tokens: list[list[str]], source: str, ba
             soft = softlabels.read(path)
             softlabels.validate(soft, path, tokens, split="transfer", teacher_sha256=teacher_sha)
             if soft.tags == tags:
-                return soft, 0.0
+                return soft, soft.header.get("seconds"), True
         except SwenerError as err:  # damaged, or from another text, chunk size or teacher
             log.info("computing %s again: %s", path, err)
     started = time.perf_counter()
     distributions = list(log_distributions(tagger, [Sentence(words) for words in tokens], batch_size, bf16))
+    seconds = time.perf_counter() - started
     softlabels.write(path, distributions, tags=tags, tokens=tokens, teacher_sha256=teacher_sha, corpus=source,
-                     split="transfer")
-    return softlabels.read(path), time.perf_counter() - started
+                     split="transfer", extra={"seconds": seconds})
+    return softlabels.read(path), seconds, False
 
 
 def invalid_bioes(tagger, sentences: list, batch_size: int = 32) -> dict:
