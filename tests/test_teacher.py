@@ -1,4 +1,6 @@
 """The teacher on a tiny transformer: training, the soft-label cache, its validation."""
+import json
+
 import numpy as np
 import pytest
 
@@ -206,3 +208,52 @@ def test_transfer_cache_in_chunks_equals_one_pass_and_resumes(trained, tmp_path,
     computed.clear()
     teacher.write_soft_labels(best, "webbnyheter2012", [], [text], tmp_path / "b", chunk_sentences=3)
     assert computed == [3]
+
+
+def _cache_of(path, sentences, probs):
+    """A soft-label cache of these TaggedSentences with the given per-token probability rows."""
+    tags = softlabels.canonical_tags(["LOC", "MISC", "ORG", "PER"])
+    return softlabels.write(path, [np.log(np.asarray(p, dtype=np.float64)) for p in probs], tags=tags,
+                            tokens=[s.tokens for s in sentences], teacher_sha256="t" * 64, corpus="webbnyheter2012",
+                            split=path.stem)
+
+
+def _row(tags, on, mass):
+    row = np.full(len(tags), (1 - mass) / (len(tags) - 1))
+    row[tags.index(on)] = mass
+    return row
+
+
+def test_against_gold_measures_what_the_soft_targets_add(tmp_path):
+    from swener.data.readers import TaggedSentence
+
+    tags = softlabels.canonical_tags(["LOC", "MISC", "ORG", "PER"])
+    sentences = [TaggedSentence(["Anna", "Berg", "sov"], ["B-PER", "I-PER", "O"]), TaggedSentence(["Umeå"], ["B-LOC"])]
+    assert softlabels.bioes_of_iob2(["B-PER", "I-PER", "O", "B-LOC", "B-ORG", "I-ORG", "I-ORG"]) == [
+        "B-PER", "E-PER", "O", "S-LOC", "B-ORG", "I-ORG", "E-ORG"]
+    probs = [[_row(tags, "B-PER", 0.9), _row(tags, "E-PER", 0.9), _row(tags, "O", 0.9)],
+             [_row(tags, "O", 0.6)]]  # S-LOC, the gold tag, gets 0.4 / 16
+    soft = softlabels.read(_cache_of(tmp_path / "train.npz", sentences, probs))
+    got = softlabels.against_gold(soft, [s.tags for s in sentences])
+    # by hand: PER found, LOC missed: F1 2 / (2 + 0 + 1); 3 of 4 tokens right
+    assert got["f1"] == pytest.approx(2 / 3) and got["token_accuracy"] == pytest.approx(0.75)
+    assert got["gold_mass"] == pytest.approx((3 * 0.9 + 0.4 / 16) / 4, abs=2e-3)
+    assert got["top_mass"] == pytest.approx((3 * 0.9 + 0.6) / 4, abs=2e-3) and got["confident"] == 0.0
+
+
+def test_cli_against_gold_on_a_cache_of_gold_tags(tmp_path):
+    from click.testing import CliRunner
+
+    from swener.cli import main
+
+    tags = softlabels.canonical_tags(["LOC", "MISC", "ORG", "PER"])
+    train = corpora.load("webbnyheter2012").splits["train"][:20]
+    probs = [[_row(tags, t, 0.995) for t in softlabels.bioes_of_iob2(s.tags)] for s in train]
+    _cache_of(tmp_path / "train.npz", train, probs)
+    result = CliRunner().invoke(main, ["teacher", "against-gold", "--soft-labels", str(tmp_path), "--split", "train"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)["train"]
+    assert got["sentences"] == 20 and got["f1"] == 1.0 and got["token_accuracy"] == 1.0
+    assert got["gold_mass"] == pytest.approx(0.995, abs=2e-3) and got["confident"] == 1.0
+    missing = CliRunner().invoke(main, ["teacher", "against-gold", "--soft-labels", str(tmp_path), "--split", "nope"])
+    assert missing.exit_code != 0 and "has no split 'nope'" in missing.output

@@ -15,6 +15,7 @@ from swener.cli.base import (
     positive,
     teacher_option,
 )
+from swener.errors import SwenerError
 
 
 @main.group(cls=Group)
@@ -80,6 +81,32 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
                                               list(splits), list(texts), out, max_sentences=max_sentences, topk=topk,
                                               bf16=bf16):
         click.echo(f"wrote {path}")
+
+
+@teacher.command("against-gold")
+@corpus_option
+@click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The cache folder (swener teacher soft-labels --out).")
+@click.option("--split", "splits", multiple=True, default=("train", "dev"), show_default=True,
+              help="Cached splits to compare with their gold tags.")
+def teacher_against_gold(corpus_name: str, soft_dir: Path, splits: tuple[str, ...]) -> None:
+    """How far the cached distributions are from gold: the teacher's F1, token accuracy, mass on the gold tag."""
+    import json
+
+    from swener.data import corpora
+    from swener.kd import softlabels
+
+    corpus = corpora.load(corpus_name)
+    out = {}
+    for split in splits:
+        if split not in corpus.splits:
+            raise SwenerError(f"{corpus_name} has no split {split!r} (it has {', '.join(corpus.splits)})")
+        path = soft_dir / f"{split}.npz"
+        soft = softlabels.read(path)
+        gold = corpus.splits[split][:len(soft)]
+        softlabels.validate(soft, path, [s.tokens for s in gold], split=split)
+        out[split] = softlabels.against_gold(soft, [s.tags for s in gold])
+    click.echo(json.dumps(out, indent=2))
 
 
 @teacher.command("kbest")
