@@ -44,8 +44,20 @@ def test_plot_lines_order_teachers_and_start_transfer_lines_at_zero():
     weak = 100 * ((0.66 + 0.65) / 2 - (0.70 + 0.68 + 0.50 + 0.10) / 4)
     assert teacher_lines(effects) == {"bilstm a0.5-T1-marginals": [
         (0.64, pytest.approx(weak), 2), (0.84, pytest.approx(2.5), 2)]}
-    assert transfer_lines(effects) == {"bilstm a0.5-T1-marginals +almedalen": [
+    assert transfer_lines(effects) == {"bilstm a0.5-T1-marginals +almedalen, teacher 0.840, 3000 updates": [
         (0, pytest.approx(2.5), 2), (20000, pytest.approx(3.0), 1)]}
+    # another teacher's and another budget's transfer trials: lines of their own, not merged into that one
+    more = kd_effects([*ROWS, _row(alpha=0, seed=1, f1=0.60, teacher="t-new", teacher_f1=0.85),
+                       _row(seed=1, f1=0.62, teacher="t-new", teacher_f1=0.85),
+                       _row(seed=1, f1=0.64, teacher="t-new", teacher_f1=0.85, text="almedalen", size=10000),
+                       _row(seed=1, f1=0.61, teacher="t-new", teacher_f1=0.85, text="almedalen", size=50000),
+                       _row(seed=1, f1=0.75, text="almedalen", size=20000)])
+    lines = transfer_lines(more)
+    assert lines["bilstm a0.5-T1-marginals +almedalen, teacher 0.850"] == [
+        (0, pytest.approx(2.0), 1), (10000, pytest.approx(4.0), 1), (50000, pytest.approx(1.0), 1)]
+    assert lines["bilstm a0.5-T1-marginals +almedalen, teacher 0.840"] == [
+        (0, pytest.approx(2.5), 2), (20000, pytest.approx(5.0), 1)]
+    assert len(lines) == 3
 
 
 def test_build_studies_writes_the_table_and_both_plots(tmp_path):

@@ -96,19 +96,28 @@ def teacher_lines(effects: Sequence[dict]) -> dict[str, list[tuple[float, float,
 
 
 def transfer_lines(effects: Sequence[dict]) -> dict[str, list[tuple[float, float, int]]]:
-    """Per family, setting, teacher and transfer text: (sentences, ΔF1 points, seeds), the train-only run at 0."""
-    lines: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    """Per family, setting, teacher, transfer text and update budget: (sentences, ΔF1 points, seeds), from 0.
+
+    Each line names its teacher (by dev F1) and budget, so two teachers' or budgets' trials never share one;
+    the point at 0 is the same teacher's train-only run with that setting.
+    """
+    lines: dict[tuple, list[tuple[float, float, int]]] = defaultdict(list)
     for e in effects:
         if e["transfer"] is not None and e["transfer_sentences"] is not None:
-            lines[(e["family"], e["setting"], e["teacher"], e["transfer"])].append(
+            lines[(e["family"], e["setting"], e["teacher"], e["teacher_dev_f1"], e["transfer"], e["updates"])].append(
                 (e["transfer_sentences"], 100 * e["delta"], e["seeds"]))
     for e in effects:
         if e["transfer"] is None:
             for key in lines:
                 if key[:3] == (e["family"], e["setting"], e["teacher"]):
                     lines[key].append((0, 100 * e["delta"], e["seeds"]))
-    return {f"{family} {setting} +{text}": sorted(points)
-            for (family, setting, _, text), points in sorted(lines.items())}
+
+    def label(family: str, setting: str, teacher_f1: float | None, text: str, updates: int | None) -> str:
+        teacher = f", teacher {teacher_f1:.3f}" if teacher_f1 is not None else ""
+        return f"{family} {setting} +{text}{teacher}" + (f", {updates} updates" if updates else "")
+
+    return {label(family, setting, f1, text, updates): sorted(points)
+            for (family, setting, _, f1, text, updates), points in sorted(lines.items(), key=lambda kv: str(kv[0]))}
 
 
 def plot_study(lines: dict[str, list[tuple[float, float, int]]], path: Path, xlabel: str, title: str,
@@ -131,8 +140,12 @@ def plot_study(lines: dict[str, list[tuple[float, float, int]]], path: Path, xla
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("ΔF1 KD − plain on dev (points)")
-        if log_x:
+        if log_x:  # ticks at the sizes tried; 0 (train only) on the linear stretch near the axis
+            sizes = sorted({x for points in lines.values() for x, _, _ in points})
             ax.set_xscale("symlog", linthresh=1000)
+            ax.set_xlim(-0.1 * 1000, max(sizes) * 1.3 if sizes[-1] > 0 else 1000)
+            ax.set_xticks(sizes, [f"{x:,.0f}" for x in sizes], fontsize=7)
+            ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
     ax.set_title(title, fontsize=10)
