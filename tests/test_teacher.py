@@ -226,15 +226,16 @@ def _row(tags, on, mass):
 
 def test_against_gold_measures_what_the_soft_targets_add(tmp_path):
     from swener.data.readers import TaggedSentence
+    from swener.kd.against_gold import against_gold, bioes_of_iob2
 
     tags = softlabels.canonical_tags(["LOC", "MISC", "ORG", "PER"])
     sentences = [TaggedSentence(["Anna", "Berg", "sov"], ["B-PER", "I-PER", "O"]), TaggedSentence(["Umeå"], ["B-LOC"])]
-    assert softlabels.bioes_of_iob2(["B-PER", "I-PER", "O", "B-LOC", "B-ORG", "I-ORG", "I-ORG"]) == [
+    assert bioes_of_iob2(["B-PER", "I-PER", "O", "B-LOC", "B-ORG", "I-ORG", "I-ORG"]) == [
         "B-PER", "E-PER", "O", "S-LOC", "B-ORG", "I-ORG", "E-ORG"]
     probs = [[_row(tags, "B-PER", 0.9), _row(tags, "E-PER", 0.9), _row(tags, "O", 0.9)],
              [_row(tags, "O", 0.6)]]  # S-LOC, the gold tag, gets 0.4 / 16
     soft = softlabels.read(_cache_of(tmp_path / "train.npz", sentences, probs))
-    got = softlabels.against_gold(soft, [s.tags for s in sentences])
+    got = against_gold(soft, [s.tags for s in sentences])
     # by hand: PER found, LOC missed: F1 2 / (2 + 0 + 1); 3 of 4 tokens right
     assert got["f1"] == pytest.approx(2 / 3) and got["token_accuracy"] == pytest.approx(0.75)
     assert got["gold_mass"] == pytest.approx((3 * 0.9 + 0.4 / 16) / 4, abs=2e-3)
@@ -245,10 +246,11 @@ def test_cli_against_gold_on_a_cache_of_gold_tags(tmp_path):
     from click.testing import CliRunner
 
     from swener.cli import main
+    from swener.kd.against_gold import bioes_of_iob2
 
     tags = softlabels.canonical_tags(["LOC", "MISC", "ORG", "PER"])
     train = corpora.load("webbnyheter2012").splits["train"][:20]
-    probs = [[_row(tags, t, 0.995) for t in softlabels.bioes_of_iob2(s.tags)] for s in train]
+    probs = [[_row(tags, t, 0.995) for t in bioes_of_iob2(s.tags)] for s in train]
     _cache_of(tmp_path / "train.npz", train, probs)
     result = CliRunner().invoke(main, ["teacher", "against-gold", "--soft-labels", str(tmp_path), "--split", "train"])
     assert result.exit_code == 0, result.output

@@ -95,6 +95,7 @@ def teacher_against_gold(corpus_name: str, soft_dir: Path, splits: tuple[str, ..
 
     from swener.data import corpora
     from swener.kd import softlabels
+    from swener.kd.against_gold import against_gold
 
     corpus = corpora.load(corpus_name)
     out = {}
@@ -105,7 +106,7 @@ def teacher_against_gold(corpus_name: str, soft_dir: Path, splits: tuple[str, ..
         soft = softlabels.read(path)
         gold = corpus.splits[split][:len(soft)]
         softlabels.validate(soft, path, [s.tokens for s in gold], split=split)
-        out[split] = softlabels.against_gold(soft, [s.tags for s in gold])
+        out[split] = against_gold(soft, [s.tags for s in gold])
     click.echo(json.dumps(out, indent=2))
 
 
