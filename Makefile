@@ -346,15 +346,15 @@ BENCH_TEXT ?= $(or $(SWENER_DATA),../shared/data)/text/regeringen.txt.gz
 
 .PHONY: bench-tag bench-tag-onnx
 bench-tag: | $(BIN)/swener
-	@mkdir -p results
-	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/bench-tag.json
+	@mkdir -p results/$(PROFILE)
+	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/$(PROFILE)/bench-tag.json
 
 # the same with the exported student (ONNX Runtime, no torch or Flair): `swener export` first
 bench-tag-onnx: | $(BIN)/swener
-	@mkdir -p results
+	@mkdir -p results/$(PROFILE)
 	$(BIN)/swener export $(BENCH_MODEL)
 	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench_tag $(BENCH_MODEL) --engine onnx --text $(BENCH_TEXT) \
-		--json results/bench-tag-onnx.json
+		--json results/$(PROFILE)/bench-tag-onnx.json
 
 # Benchmarks (never asserted in tests). `make bench`: the teacher and every student family
 # (float32 lean path, ONNX export, int8) in one run, each model in a process of its own and

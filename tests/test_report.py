@@ -328,3 +328,21 @@ def test_share_of_the_teachers_lead_closed_by_the_best_kd_student(models, tmp_pa
         assert gap["closed"] == pytest.approx((gap["best_kd"] - gap["best_plain"]) / lead)
     assert [g["test_set"] for g in summary["gap"]] == summary["test_sets"]
     assert "## How much of the teacher's lead KD closes" in paths["report"].read_text()
+
+
+def test_a_comparisons_interval_does_not_depend_on_the_rest_of_the_report(tmp_path):
+    """The bootstrap draws of a family are the same alone and beside a family whose settings rename its label."""
+    rng = np.random.default_rng(11)
+    for seed in (1, 2, 3):
+        write_run(tmp_path / "a", "bilstm", seed, {t: fake_counts(rng, 80, 0.6) for t in TEST_SETS})
+        write_run(tmp_path / "a", "bilstm", seed, {t: fake_counts(rng, 80, 0.65) for t in TEST_SETS}, alpha=0.5)
+        counts = {t: fake_counts(rng, 80, 0.5) for t in TEST_SETS}
+        write_run(tmp_path / "b", "cnn", seed, counts)
+        write_run(tmp_path / "b", "cnn", seed, counts, alpha=0.5, temperature=4.0)
+    alone = report.summarize(report.collect(report.find_results(tmp_path / "a")), samples=300)["families"]
+    both = report.summarize(report.collect(report.find_results(tmp_path / "a") + report.find_results(tmp_path / "b")),
+                            samples=300)["families"]
+    assert [f["label"] for f in alone] == ["bilstm"]
+    assert [f["label"] for f in both] == ["bilstm (temperature=2.0)", "cnn (temperature=4.0)"]
+    for t in TEST_SETS:
+        assert alone[0]["kd_effect"][t] == both[0]["kd_effect"][t]

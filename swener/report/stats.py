@@ -224,8 +224,10 @@ def summarize(comparisons: list[Comparison], teacher: dict | None = None, sample
                                   f"({sorted(shapes)}); they cannot be paired")
             plain = np.stack([c.plain[s].counts[test_set] for s in pairs])
             kd = np.stack([c.kd[s].counts[test_set] for s in pairs])
-            # draws depend on the seed and this comparison only, not on what else is in the report
-            rng = np.random.default_rng([seed, zlib.crc32(f"{c.label}|{test_set}".encode())])
+            # draws depend on the seed and this comparison only, not on what else is in the report (a
+            # label gains a suffix such as "(kd_target=kbest)" when other families differ: not part of the key)
+            key = json.dumps([c.family, c.corpus, c.settings, c.kd_settings, test_set], sort_keys=True, default=str)
+            rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
             entry["kd_effect"][test_set] = kd_effect(plain, kd, samples, confidence, rng).as_dict()
         families.append(entry)
     teacher_summary = _teacher_summary(teacher, test_sets) if teacher else None
