@@ -21,6 +21,8 @@ BACKBONE ?= e5-small
 TEACHER_FREEZE ?= 1
 TEACHER_EPOCHS ?= 1
 TEACHER_LR ?= 2e-4
+TEACHER_BUCKETS ?= 1
+TEACHER_DIAGNOSTICS ?= 0
 STUDENT_EPOCHS ?= 3
 SEEDS ?= 1
 FAMILIES ?= bilstm-crf bilstm
@@ -49,8 +51,13 @@ TEACHER_BATCH ?= 16
 TEACHER_PATIENCE ?= 2
 TEACHER_DECODING ?= bioes
 TEACHER_FREEZE ?= 0
+# TEACHER_BUCKETS=1: length-bucketed training batches (QUICK=1 does); 0: random ones (the final run's)
+TEACHER_BUCKETS ?= 0
+# TEACHER_DIAGNOSTICS=0: `swener teacher evaluate` skips the invalid-transition count and the
+# decoding comparison on dev (QUICK=1 does: about 2 minutes)
+TEACHER_DIAGNOSTICS ?= 1
 TEACHER_SEED ?= 1
-TEACHER_ID := $(CORPUS)/$(notdir $(BACKBONE))$(if $(filter 1,$(TEACHER_FREEZE)),-fz)-$(TEACHER_DECODING)-ep$(TEACHER_EPOCHS)-p$(TEACHER_PATIENCE)-lr$(TEACHER_LR)-b$(TEACHER_BATCH)-n$(MAX_SENTENCES)$(if $(filter-out 1,$(TEACHER_SEED)),-s$(TEACHER_SEED))
+TEACHER_ID := $(CORPUS)/$(notdir $(BACKBONE))$(if $(filter 1,$(TEACHER_FREEZE)),-fz)$(if $(filter 1,$(TEACHER_BUCKETS)),-lb)-$(TEACHER_DECODING)-ep$(TEACHER_EPOCHS)-p$(TEACHER_PATIENCE)-lr$(TEACHER_LR)-b$(TEACHER_BATCH)-n$(MAX_SENTENCES)$(if $(filter-out 1,$(TEACHER_SEED)),-s$(TEACHER_SEED))
 TEACHER := models/teacher/$(TEACHER_ID)/best-model.pt
 SOFT_DIR := softlabels/$(TEACHER_ID)
 
@@ -115,6 +122,7 @@ $(TEACHER): | $(BIN)/swener $(if $(filter e5-small,$(BACKBONE)),$(E5_DIR)/config
 	$(BIN)/swener teacher train --corpus $(CORPUS) --backbone $(BACKBONE) --epochs $(TEACHER_EPOCHS) \
 		--patience $(TEACHER_PATIENCE) --decoding $(TEACHER_DECODING) --seed $(TEACHER_SEED) \
 		$(if $(filter 1,$(TEACHER_FREEZE)),--freeze-word-embeddings,--train-word-embeddings) \
+		$(if $(filter 1,$(TEACHER_BUCKETS)),--length-buckets,--random-batches) \
 		--lr $(TEACHER_LR) --batch-size $(TEACHER_BATCH) $(MAXS_OPT) --out $(@D)
 
 teacher: $(TEACHER)
@@ -282,7 +290,7 @@ LATEST_DIR := $(if $(filter quick,$(PROFILE)),results/quick,results)
 
 $(TEACHER_JSON): $(TEACHER) $(SOFT_DIR)/train.npz
 	$(BIN)/swener teacher evaluate --teacher $(TEACHER) --corpus $(CORPUS) --soft-labels $(SOFT_DIR) \
-		$(MAXS_OPT) --out $@
+		$(if $(filter 0,$(TEACHER_DIAGNOSTICS)),--no-diagnostics) $(MAXS_OPT) --out $@
 	mkdir -p results/$(PROFILE) && cp $@ results/$(PROFILE)/teacher.json
 	cp $(dir $(TEACHER))learning_curve.png results/$(PROFILE)/teacher-learning-curve.png
 
@@ -304,6 +312,7 @@ report: $(REPORT_DIR)/REPORT.md
 ENGINE ?= make
 GRID_OPTS ?=
 GRID_VARS := QUICK CORPUS MAX_SENTENCES BACKBONE TEACHER_LR TEACHER_BATCH TEACHER_PATIENCE TEACHER_DECODING \
+	TEACHER_BUCKETS TEACHER_DIAGNOSTICS \
 	TEACHER_FREEZE TEACHER_SEED TEACHER_EPOCHS KBEST_K EMB_MODEL EMB_DIM EMB_EPOCHS EMB_SAMPLE EMB_ARGS EMB_DIR \
 	FAMILIES STUDENT_LR STUDENT_EPOCHS SEEDS RECIPE ALPHA TEMPERATURE KD_TARGET TRANSFER_TEXT TRANSFER_SENTENCES \
 	TRANSFER_MAX STUDENT_THREADS

@@ -101,6 +101,8 @@ TEACHER_DECODING = "bioes"
 TEACHER_SEED = 1
 TEACHER_CRF = False  # the paper's teacher has no CRF
 TEACHER_FREEZE = False  # with the trimmed vocabulary the table is small enough to train
+TEACHER_BUCKETS = False  # random batches (the final run's teacher); True: length buckets, as the students
+QUICK_TEACHER_BUCKETS = True  # QUICK=1: length-bucketed batches (less padding; see the README's quick profile)
 
 # ----- fastText vectors -----
 EMB_MODEL = "cbow"

@@ -160,6 +160,30 @@ def test_tag_with_the_export_reads_every_input_format(exported, tmp_path):
     assert _cli("tag", folder, empty).stdout == ""
 
 
+def test_pipelined_tagging_of_many_chunks_equals_one_call_and_fails_cleanly(exported, corpus, tmp_path):
+    from swener.data.tags import bioes_spans
+    from swener.serve import tagging
+
+    folder = export.default_folder(exported["bilstm-crf"] / "best-model.pt")
+    onnx = OnnxTagger(folder)
+    sentences = [s.tokens for s in corpus.splits["test"][:700]]  # 3 chunks of 256 at batch size 2
+    source = tmp_path / "in.tok"
+    source.write_text("".join(" ".join(t) + "\n" for t in sentences), encoding="utf-8")
+    items = tagging.read_items([str(source)], "tokens")
+    piped = [[(e.start, e.end, e.type) for e in entities] for _, entities in tagging.tag_items(onnx, items, 2)]
+    alone = [[(a, b, kind) for a, b, kind, _ in bioes_spans(t, s)]
+             for t, s in OnnxTagger(folder).tag_tokens(sentences, batch_size=2)]
+    assert piped == alone and sum(map(len, alone)) > 100
+    # an error in the reader thread's third chunk: one line naming file and line, the old output kept
+    out = tmp_path / "out.conll"
+    out.write_bytes(b"old results\n")
+    source.write_bytes(source.read_bytes() + b"trasig \xff rad\n")
+    result = _cli("tag", folder, source, "--input-format", "tokens", "-o", out, "--batch-size", "2")
+    assert result.exit_code == 1 and f"{source}:701: not UTF-8" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and out.read_bytes() == b"old results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tok", "out.conll"]
+
+
 def test_onnx_engine_errors_are_one_line(exported, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()

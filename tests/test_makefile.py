@@ -40,8 +40,12 @@ def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["REPORT.md", "quick"]
     assert "**Profile: quick**" in (tmp_path / "results" / "quick" / "REPORT.md").read_text()
     assert json.loads((tmp_path / "results" / "quick" / "results.json").read_text())["profile"] == "quick"
-    teacher_id = f"webbnyheter2012/{tiny_backbone.name}-fz-bioes-ep1-p2-lr2e-4-b8-n30"  # QUICK: frozen table, lr 2e-4
+    # QUICK: frozen table, length-bucketed batches, lr 2e-4
+    teacher_id = f"webbnyheter2012/{tiny_backbone.name}-fz-lb-bioes-ep1-p2-lr2e-4-b8-n30"
     assert (tmp_path / "models" / "teacher" / teacher_id / "best-model.pt").is_file()
+    assert json.loads((tmp_path / "models" / "teacher" / teacher_id / "training.json").read_text())["length_buckets"]
+    scored = json.loads((tmp_path / "results" / "quick" / "teacher.json").read_text())
+    assert "webbnyheter2012/test" in scored["scores"] and "invalid_bioes" not in scored  # QUICK: no diagnostics
     assert (tmp_path / "softlabels" / teacher_id / "train.npz").is_file()
     student_set = "webbnyheter2012-emb-tiny-ep1-lr0.1-n30"
     for family in ("cnn", "window-crf", "idcnn"):  # the new encoders' families train, plain and with KD

@@ -43,18 +43,20 @@ def teacher() -> None:
 @click.option("--seed", type=int, default=config.TEACHER_SEED, show_default=True)
 @click.option("--freeze-word-embeddings/--train-word-embeddings", default=config.TEACHER_FREEZE,
               show_default=True, help="Keep the backbone's vocabulary table fixed.")
+@click.option("--length-buckets/--random-batches", default=config.TEACHER_BUCKETS, show_default=True,
+              help="Batches of similar-length sentences (less padding) instead of random ones.")
 @click.option("--bf16/--float32", "use_amp", default=False, show_default=True,
               help="Train under CPU bf16 autocast.")
 def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patience: int, lr: float,
                   batch_size: int, crf: bool, decoding: str, max_sentences: int | None, seed: int,
-                  freeze_word_embeddings: bool, use_amp: bool) -> None:
+                  freeze_word_embeddings: bool, length_buckets: bool, use_amp: bool) -> None:
     """Fine-tune a flair SequenceTagger over a transformer backbone; keeps the best model on dev F1."""
     from swener.teacher import run as teacher_lib
 
     settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, decoding=decoding, learning_rate=lr,
                                            batch_size=batch_size, epochs=epochs, patience=patience,
                                            freeze_word_embeddings=freeze_word_embeddings, use_amp=use_amp,
-                                           seed=seed)
+                                           length_buckets=length_buckets, seed=seed)
     click.echo(f"teacher: {teacher_lib.train_teacher(corpus_name, settings, out, max_sentences)}")
 
 
@@ -136,14 +138,16 @@ def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: t
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path), default=None,
               help="Its soft-label folder, to report the one-time cost of the cache.")
 @click.option("--max-sentences", type=int, callback=at_least(1), default=None)
+@click.option("--diagnostics/--no-diagnostics", default=True, show_default=True,
+              help="Also count invalid BIOES transitions in the test predictions and compare the decodings on dev.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="teacher.json to write.")
 def teacher_evaluate(teacher_path: str, corpus_name: str, soft_dir: Path | None, max_sentences: int | None,
-                     out: Path) -> None:
+                     diagnostics: bool, out: Path) -> None:
     """Score the teacher on the test sets and measure its cost, for the report."""
     from swener.teacher import run as teacher_lib
 
     results = teacher_lib.evaluate_teacher(_existing_file(teacher_path, "teacher model"), corpus_name, out,
-                                           soft_dir, max_sentences)
+                                           soft_dir, max_sentences, diagnostics)
     for name, row in results["scores"].items():
         click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")
     click.echo(f"{results['cost']['tokens_per_second']:.0f} tokens/s; wrote {out}")

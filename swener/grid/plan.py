@@ -39,6 +39,7 @@ COMMON_DEFAULTS = {
     "TEACHER_LR": "5e-5",  # as the Makefile writes config.TEACHER_LR (Python would write 5e-05) in the path
     "TEACHER_BATCH": str(config.TEACHER_BATCH), "TEACHER_PATIENCE": str(config.TEACHER_PATIENCE),
     "TEACHER_DECODING": config.TEACHER_DECODING, "TEACHER_FREEZE": _flag(config.TEACHER_FREEZE),
+    "TEACHER_BUCKETS": _flag(config.TEACHER_BUCKETS), "TEACHER_DIAGNOSTICS": "1",
     "TEACHER_SEED": str(config.TEACHER_SEED), "KBEST_K": "", "EMB_MODEL": config.EMB_MODEL,
     "EMB_DIM": str(config.EMB_DIM), "EMB_EPOCHS": str(config.EMB_EPOCHS), "EMB_ARGS": "",
     "FAMILIES": _words(config.FAMILIES), "STUDENT_LR": f"{config.STUDENT_LR:g}", "RECIPE": str(DEFAULT_RECIPE),
@@ -48,6 +49,7 @@ COMMON_DEFAULTS = {
 PROFILE_DEFAULTS = {
     "quick": {"MAX_SENTENCES": "all", "BACKBONE": config.QUICK_BACKBONE,
               "TEACHER_FREEZE": _flag(config.QUICK_TEACHER_FREEZE), "TEACHER_EPOCHS": str(config.QUICK_TEACHER_EPOCHS),
+              "TEACHER_BUCKETS": _flag(config.QUICK_TEACHER_BUCKETS), "TEACHER_DIAGNOSTICS": "0",
               "TEACHER_LR": "2e-4",  # config.QUICK_TEACHER_LR as the Makefile writes it
               "STUDENT_EPOCHS": str(config.QUICK_STUDENT_EPOCHS), "SEEDS": _words(config.QUICK_SEEDS),
               "FAMILIES": _words(config.QUICK_FAMILIES), "EMB_SAMPLE": config.QUICK_EMB_SAMPLE,
@@ -146,8 +148,8 @@ def transfer_name(path: str) -> str:
 
 
 def teacher_id(v: Mapping[str, str]) -> str:
-    """<corpus>/<backbone>[-fz]-<decoding>-ep<E>-p<P>-lr<LR>-b<B>-n<N>[-s<seed>], as TEACHER_ID."""
-    freeze = "-fz" if v["TEACHER_FREEZE"] == "1" else ""
+    """<corpus>/<backbone>[-fz][-lb]-<decoding>-ep<E>-p<P>-lr<LR>-b<B>-n<N>[-s<seed>], as TEACHER_ID."""
+    freeze = ("-fz" if v["TEACHER_FREEZE"] == "1" else "") + ("-lb" if v["TEACHER_BUCKETS"] == "1" else "")
     seed = f"-s{v['TEACHER_SEED']}" if v["TEACHER_SEED"] != "1" else ""
     return (f"{v['CORPUS']}/{_notdir(v['BACKBONE'])}{freeze}-{v['TEACHER_DECODING']}-ep{v['TEACHER_EPOCHS']}"
             f"-p{v['TEACHER_PATIENCE']}-lr{v['TEACHER_LR']}-b{v['TEACHER_BATCH']}-n{v['MAX_SENTENCES']}{seed}")
@@ -262,6 +264,7 @@ def plan(v: Mapping[str, str]) -> Plan:
         "swener", "teacher", "train", "--corpus", corpus, "--backbone", v["BACKBONE"], "--epochs", v["TEACHER_EPOCHS"],
         "--patience", v["TEACHER_PATIENCE"], "--decoding", v["TEACHER_DECODING"], "--seed", v["TEACHER_SEED"],
         "--freeze-word-embeddings" if v["TEACHER_FREEZE"] == "1" else "--train-word-embeddings",
+        "--length-buckets" if v["TEACHER_BUCKETS"] == "1" else "--random-batches",
         "--lr", v["TEACHER_LR"], "--batch-size", v["TEACHER_BATCH"], *maxs, "--out", str(Path(teacher).parent)),),
         needs_backbone))
     train_cache = add(Step("soft labels", "soft-labels", f"{soft}/train.npz", ((
@@ -311,7 +314,8 @@ def plan(v: Mapping[str, str]) -> Plan:
     profile_dir = f"results/{v['PROFILE']}"
     teacher_dir = str(Path(teacher).parent)
     teacher_json = add(Step("teacher scores", "teacher-evaluate", f"{teacher_dir}/teacher.json", (
-        ("swener", "teacher", "evaluate", "--teacher", teacher, "--corpus", corpus, "--soft-labels", soft, *maxs,
+        ("swener", "teacher", "evaluate", "--teacher", teacher, "--corpus", corpus, "--soft-labels", soft,
+         *(("--no-diagnostics",) if v["TEACHER_DIAGNOSTICS"] == "0" else ()), *maxs,
          "--out", f"{teacher_dir}/teacher.json"),
         ("mkdir", "-p", profile_dir), ("cp", f"{teacher_dir}/teacher.json", f"{profile_dir}/teacher.json"),
         ("cp", f"{teacher_dir}/learning_curve.png", f"{profile_dir}/teacher-learning-curve.png")),

@@ -6,6 +6,7 @@ rules, same decoder; float rounding in the encoder may flip a near-tie).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +19,15 @@ from swener.vectors.compact import CompactVectors, WordTable
 
 FORMAT = "swener-onnx-tagger"  # as swener.serve.export.FORMAT (that module imports torch when it exports)
 MODEL_FILE, VECTORS_FILE, CONFIG_FILE = "model.onnx", "vectors.npz", "tagger.json"
+
+
+@dataclass
+class Prepared:
+    """Sentences ready for the encoder (`OnnxTagger.prepare`): their count, lengths and batches."""
+
+    sentences: int
+    lengths: list[int]
+    batches: list[tuple[list[int], np.ndarray, np.ndarray]]  # (sentence indices, vectors, lengths)
 
 
 def default_folder(model_path: Path) -> Path:
@@ -58,13 +68,17 @@ class OnnxTagger:
         self.transitions = np.asarray(config["transitions"], dtype=np.float32) if self.use_crf else None
         self.table = WordTable(CompactVectors.load(folder / VECTORS_FILE), config.get("oov", "subword"))
 
-    def emissions(self, id_lists: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        """Emissions [B, T, K] of sentences given as word ids, longest first; and their lengths."""
+    def inputs(self, id_lists: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """The encoder's inputs for sentences given as word ids: vectors [B, T, D] and lengths [B]."""
         lengths = np.asarray([len(ids) for ids in id_lists], dtype=np.int64)
         padded = np.full((len(id_lists), int(lengths.max())), -1, dtype=np.int64)
         for row, ids in enumerate(id_lists):
             padded[row, :len(ids)] = ids
-        vectors = self.table.lookup(padded)
+        return self.table.lookup(padded), lengths
+
+    def emissions(self, id_lists: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Emissions [B, T, K] of sentences given as word ids, longest first; and their lengths."""
+        vectors, lengths = self.inputs(id_lists)
         (scores,) = self.session.run(["emissions"], {"vectors": vectors, "lengths": lengths})
         return scores, lengths
 
@@ -76,17 +90,33 @@ class OnnxTagger:
             return tags, decoding.max_softmax(viterbi_scores)
         return decoding.softmax_tags(scores)
 
+    def prepare(self, token_lists: Sequence[Sequence[str]], batch_size: int = 64) -> Prepared:
+        """The Python part of tagging: length-sorted batches as (sentence indices, vectors, lengths).
+
+        Word ids, first-time subword vectors and the vector lookup happen here, so that a
+        reader thread can prepare the next sentences while `run` tags these (ONNX Runtime
+        releases the GIL). Only one thread may call it.
+        """
+        order = sorted((i for i, tokens in enumerate(token_lists) if tokens), key=lambda i: -len(token_lists[i]))
+        batches = []
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            self.table.trim()  # between batches: the ids below are used at once
+            batches.append((batch, *self.inputs([self.table.word_ids(list(token_lists[i])) for i in batch])))
+        return Prepared(len(token_lists), [len(tokens) for tokens in token_lists], batches)
+
+    def run(self, prepared: Prepared) -> list[tuple[list[str], list[float]]]:
+        """BIOES tags and confidences of prepared sentences, in their original order."""
+        results: list[tuple[list[str], list[float]]] = [([], []) for _ in range(prepared.sentences)]
+        for batch, vectors, lengths in prepared.batches:
+            (scores,) = self.session.run(["emissions"], {"vectors": vectors, "lengths": lengths})
+            tags, confidences = self.decode(scores, lengths)
+            for row, i in enumerate(batch):
+                n = prepared.lengths[i]
+                results[i] = ([self.tags[t] for t in tags[row, :n].tolist()], confidences[row, :n].tolist())
+        return results
+
     def tag_tokens(self, token_lists: Sequence[Sequence[str]], batch_size: int = 64
                    ) -> list[tuple[list[str], list[float]]]:
         """BIOES tags and confidences of tokenised sentences (length-sorted batches)."""
-        results: list[tuple[list[str], list[float]]] = [([], []) for _ in token_lists]
-        order = sorted((i for i, tokens in enumerate(token_lists) if tokens), key=lambda i: -len(token_lists[i]))
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            self.table.trim()
-            scores, lengths = self.emissions([self.table.word_ids(list(token_lists[i])) for i in batch])
-            tags, confidences = self.decode(scores, lengths)
-            for row, i in enumerate(batch):
-                n = len(token_lists[i])
-                results[i] = ([self.tags[t] for t in tags[row, :n].tolist()], confidences[row, :n].tolist())
-        return results
+        return self.run(self.prepare(token_lists, batch_size))

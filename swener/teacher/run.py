@@ -39,6 +39,7 @@ class TeacherSettings:
     # table made each dense AdamW step cost more than the forward and backward passes).
     freeze_word_embeddings: bool = config.TEACHER_FREEZE
     use_amp: bool = False  # bf16 autocast while training
+    length_buckets: bool = config.TEACHER_BUCKETS  # batches of similar-length sentences (`swener.train.buckets`)
     seed: int = config.TEACHER_SEED
 
 
@@ -72,7 +73,8 @@ def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_se
     return fit(tagger, corpora.to_flair(corpus, max_sentences), out,
                TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
                              batch_size=settings.batch_size, fine_tune=True, seed=settings.seed,
-                             max_sentences=max_sentences, use_amp=settings.use_amp),
+                             max_sentences=max_sentences, use_amp=settings.use_amp,
+                             length_buckets=settings.length_buckets),
                plugins=[curve])
 
 
@@ -269,8 +271,12 @@ def compare_decodings(tagger, corpus, max_sentences: int | None = None) -> dict:
 
 
 def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: Path | None = None,
-                     max_sentences: int | None = None) -> dict:
-    """Score the teacher like a student (scores, counts, cost) and add the soft-label cache's cost."""
+                     max_sentences: int | None = None, diagnostics: bool = True) -> dict:
+    """Score the teacher like a student (scores, counts, cost) and add the soft-label cache's cost.
+
+    `diagnostics`: also count invalid BIOES transitions on the test sets and compare the
+    decodings on dev (each another pass of the teacher; the report does not need them).
+    """
     import json
 
     from swener.atomic import write_json
@@ -282,10 +288,11 @@ def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: 
     results = {"model": str(teacher_path), "corpus": corpus_name, "max_sentences": max_sentences,
                "decoding": getattr(tagger, "decoding", "argmax"),
                **score_model(tagger, teacher_path, corpus, max_sentences, EVAL_CORPORA)}
-    log.info("counting invalid BIOES transitions in the test predictions")
-    results["invalid_bioes"] = {name: invalid_bioes(tagger, corpora.load(name).splits["test"][:max_sentences])
-                                for name in (corpus_name, *EVAL_CORPORA)}
-    if hasattr(tagger, "decoding") and not tagger.use_crf:
+    if diagnostics:
+        log.info("counting invalid BIOES transitions in the test predictions")
+        results["invalid_bioes"] = {name: invalid_bioes(tagger, corpora.load(name).splits["test"][:max_sentences])
+                                    for name in (corpus_name, *EVAL_CORPORA)}
+    if diagnostics and hasattr(tagger, "decoding") and not tagger.use_crf:
         log.info("comparing the decodings on dev")
         results["decoding_on_dev"] = compare_decodings(tagger, corpus, max_sentences)
     for name in ("training.json", "learning_curve.json"):
