@@ -24,8 +24,8 @@ def fake_counts(rng: np.random.Generator, n: int, recall: float) -> np.ndarray:
 
 def write_run(root: Path, family: str, seed: int, counts: dict[str, np.ndarray], alpha: float = 0.0,
               temperature: float = 2.0, epoch_seconds: float = 10.0, tokens_per_second: float = 5000.0,
-              updates: int = 194) -> Path:
-    """A results.json as swener.students.run writes it, scores derived from the counts."""
+              updates: int = 194, dev_f1: float | None = None) -> Path:
+    """A results.json as swener.students.run writes it, scores derived from the counts (dev F1 if given)."""
     mode = "plain" if alpha == 0 else "kd"
     folder = root / family / mode / f"{CORPUS}-test" / f"seed-{seed}"
     folder.mkdir(parents=True)
@@ -35,6 +35,8 @@ def write_run(root: Path, family: str, seed: int, counts: dict[str, np.ndarray],
         scores[name] = {"micro_f1": f1, "macro_f1": f1, "precision": f1, "recall": f1, "mapped_to_o": [],
                         "per_type": {t: {"precision": f1, "recall": f1, "f1-score": min(1.0, f1 + 0.01 * i),
                                          "support": 10.0} for i, t in enumerate(TYPES)}}
+    if dev_f1 is not None:
+        scores[f"{CORPUS}/dev"] = {"micro_f1": dev_f1, "per_type": {}}
     settings = {"family": family, "alpha": alpha, "temperature": temperature, "kd_target": "marginals",
                 "hidden_size": 256, "epochs": 3, "learning_rate": 0.1, "batch_size": 32, "seed": seed,
                 "max_sentences": 100}
@@ -346,3 +348,26 @@ def test_a_comparisons_interval_does_not_depend_on_the_rest_of_the_report(tmp_pa
     assert [f["label"] for f in both] == ["bilstm (temperature=2.0)", "cnn (temperature=4.0)"]
     for t in TEST_SETS:
         assert alone[0]["kd_effect"][t] == both[0]["kd_effect"][t]
+
+
+def test_runs_that_did_not_train_are_named(tmp_path):
+    """A run at dev F1 0.0 (it predicts no entity) is listed in results.json and REPORT.md; others are not."""
+    rng = np.random.default_rng(11)
+    root = tmp_path / "models"
+    for seed in (1, 2, 3):
+        dead = seed == 3
+        counts = {t: _zero_counts(50) if dead else fake_counts(rng, 50, 0.6) for t in TEST_SETS}
+        write_run(root, "idcnn-crf", seed, counts, dev_f1=0.0 if dead else 0.5)
+        write_run(root, "idcnn-crf", seed, counts, alpha=0.5, dev_f1=0.0 if dead else 0.55)
+        write_run(root, "bilstm", seed, {t: fake_counts(rng, 50, 0.7) for t in TEST_SETS}, dev_f1=0.6)
+    paths = report.build(report.find_results(root), tmp_path / "out", samples=100)
+    untrained = json.loads(paths["results"].read_text())["untrained"]
+    assert [(u["label"], u["mode"], u["seed"]) for u in untrained] == [("idcnn-crf", "plain", 3),
+                                                                        ("idcnn-crf", "kd", 3)]
+    assert "**2 run(s) did not train** (dev F1 0.0: no entity predicted): idcnn-crf plain seed 3, idcnn-crf KD seed 3" \
+        in paths["report"].read_text()
+    write_run(tmp_path / "fine", "bilstm", 1, {t: fake_counts(rng, 50, 0.7) for t in TEST_SETS}, dev_f1=0.6)
+    write_run(tmp_path / "fine", "bilstm", 1, {t: fake_counts(rng, 50, 0.7) for t in TEST_SETS}, alpha=0.5)
+    fine = report.build(report.find_results(tmp_path / "fine"), tmp_path / "out2", samples=100)
+    assert json.loads(fine["results"].read_text())["untrained"] == []
+    assert "did not train" not in fine["report"].read_text()

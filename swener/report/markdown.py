@@ -112,6 +112,12 @@ def render_markdown(summary: dict) -> str:
     if teacher is None and rows:
         lines += ["", "No teacher results were given (`--teacher`), so the verdicts were not checked against the "
                       "teacher's scores (a teacher at 0, or no better than the plain student, gives no verdict)."]
+    untrained = summary.get("untrained") or []
+    if untrained:
+        runs = ", ".join(f"{u['label']} {'KD' if u['mode'] == 'kd' else u['mode']} seed {u['seed']}" for u in untrained)
+        lines += ["", f"**{len(untrained)} run(s) did not train** (dev F1 0.0: no entity predicted): {runs}. They "
+                      "stay in the table (a seed's plain and KD runs are paired), but they pull their family's "
+                      "mean F1 down and widen its spread; the seeds that trained say more about the family."]
     lines += ["", f"![KD effect per family]({PLOTS['effects']})", ""]
     if summary.get("gap"):
         lines += ["## How much of the teacher's lead KD closes", "",

@@ -234,7 +234,19 @@ def summarize(comparisons: list[Comparison], teacher: dict | None = None, sample
     _refuse_degenerate(families, teacher_summary)
     return {"test_sets": test_sets, "bootstrap": {"samples": samples, "confidence": confidence, "seed": seed},
             "teacher": teacher_summary, "families": families, "settings": _settings(families, teacher_summary),
+            "untrained": untrained_runs(comparisons),
             "gap": gap_closed(families, teacher_summary, test_sets) if teacher_summary else []}
+
+
+def untrained_runs(comparisons: list[Comparison]) -> list[dict]:
+    """Runs that never learnt to predict an entity: dev F1 0.0 (in domain), whatever their test scores."""
+    out = []
+    for c in comparisons:
+        for mode in ("plain", "kd"):
+            for seed, run in sorted(c.runs(mode).items()):
+                if run.scores.get(f"{c.corpus}/dev", {}).get("micro_f1") == 0.0:
+                    out.append({"label": c.label, "mode": mode, "seed": seed, "path": str(run.path)})
+    return out
 
 
 def gap_closed(families: list[dict], teacher: dict, test_sets: list[str]) -> list[dict]:

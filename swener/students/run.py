@@ -208,6 +208,9 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
                                   for split in ("dev", "test") if f"{corpus_name}/{split}" in results["scores"]}}
         save_atomic(tagger, best)
         results["cost"]["size_bytes"] = best.stat().st_size
+        if results["scores"].get(f"{corpus_name}/dev", {}).get("micro_f1", 1.0) == 0.0:
+            log.warning("%s: dev F1 0.0 after every epoch: this run did not train (it predicts no entity); "
+                        "try another seed or learning rate", settings.family)
         StudentResults.from_dict(results, partial / RESULTS_FILE).write(partial / RESULTS_FILE)
 
     epochs = settings.epochs
