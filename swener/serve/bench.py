@@ -6,8 +6,8 @@
 
 Without --model, the models are the short names of `swener models` (teacher and the four
 student families). Every student is measured at float32 (its lean path), as an ONNX export
-and at int8 (and bf16 with --bf16: this CPU has no bfloat16 instructions, where it is
-several times slower); the teacher at its float32 Flair path (length-sorted batches). Each
+and at int8 (and bf16 with --bf16: fast on CPUs with AVX-512 BF16 or AMX, emulated and
+several times slower on AVX2 ones); the teacher at its float32 Flair path (length-sorted batches). Each
 (model, variant) runs in a child process, one after another, never next to training:
 tokens/s is the median of `repeats` passes over the Webbnyheter test split (batch 32,
 one thread) with the spread (max - min) / median; latency is the median of 20
