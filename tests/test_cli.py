@@ -51,3 +51,15 @@ def test_a_missing_transfer_text_is_one_error_naming_it(tmp_path):
 
     with pytest.raises(DataError, match=f"{tmp_path / 'none.txt.gz'}: no such text file; give a raw text file"):
         read_text_sentences(tmp_path / "none.txt.gz")
+
+
+def test_encoder_options_are_checked_before_training(tmp_path):
+    common = ["train", "--family", "idcnn-crf", "--alpha", "0", "--embeddings", str(tmp_path / "none"),
+              "--out", str(tmp_path / "out")]
+    unknown = run(*common, "--encoder-option", "depth=3")
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1, unknown.stderr
+    assert "the idcnn encoder has no option depth; its options: dilations, iterations, kernel_size, residual" \
+        in unknown.stderr
+    malformed = run(*common, "--encoder-option", "residual")
+    assert malformed.returncode == 1 and "--encoder-option 'residual': write KEY=VALUE" in malformed.stderr
+    assert not (tmp_path / "out").exists()

@@ -124,3 +124,36 @@ def test_attach_checks_lengths_and_teacher_is_needed(data, tiny_vectors, tmp_pat
         student.forward_loss(train)
     with pytest.raises(ValueError, match="unknown family"):
         build_student("transformer", CompactFastTextEmbeddings(tiny_vectors), corpus.types)
+
+
+def test_residual_idcnn_adds_each_convolutions_input_and_round_trips(data, tiny_vectors, tmp_path):
+    from swener.students import encoders
+
+    torch.manual_seed(0)
+    plain = encoders.build("idcnn", 6, 8, iterations=2)
+    residual = encoders.build("idcnn", 6, 8, iterations=2, residual=True)
+    residual.load_state_dict(plain.state_dict())
+    vectors, lengths = torch.randn(2, 7, 6), torch.tensor([7, 4])
+    mask = (torch.arange(7)[None, :] < lengths[:, None]).float()[:, None, :]  # [B, 1, T]
+    x = torch.relu(plain.initial(vectors.transpose(1, 2) * mask))
+    by_hand = {False: x, True: x}
+    for kind in (False, True):  # the recurrence written out, independently of the encoder's loop
+        h = x
+        for _ in range(2):
+            for conv in plain.block:
+                out = torch.relu(conv(h * mask))
+                h = h + out if kind else out
+        by_hand[kind] = (h * mask).transpose(1, 2)
+    assert torch.allclose(plain(vectors, lengths), by_hand[False], atol=1e-6)
+    assert torch.allclose(residual(vectors, lengths), by_hand[True], atol=1e-6)
+    assert not torch.allclose(by_hand[True], by_hand[False])
+    assert torch.equal(residual(vectors, lengths)[1, 4:], torch.zeros(3, 8))  # padding stays out
+    alone = residual(vectors[1:2, :4], lengths[1:2])
+    assert torch.allclose(alone[0], residual(vectors, lengths)[1, :4], atol=1e-6)
+
+    corpus, _ = data
+    student = _student("idcnn-crf", tiny_vectors, corpus, encoder_options={"residual": True})
+    student.save(tmp_path / "residual.pt")
+    loaded = flair.nn.Classifier.load(tmp_path / "residual.pt")
+    assert loaded.encoder_net.residual and loaded.encoder_net.options()["residual"] is True
+    assert _student("idcnn", tiny_vectors, corpus).encoder_net.residual is False  # the default: the final run's

@@ -57,6 +57,22 @@ def seeds_option(ctx: click.Context, param: click.Parameter, value: str) -> list
         raise SwenerError(f"--seeds {value!r}: write comma-separated integers, e.g. 1,2") from None
 
 
+def encoder_options_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict | None:
+    """An option callback: KEY=VALUE pairs (VALUE as JSON, else a string) -> a dict, None when none were given."""
+    import json
+
+    options: dict = {}
+    for pair in value:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise SwenerError(f"{param.opts[0]} {pair!r}: write KEY=VALUE, e.g. residual=true")
+        try:
+            options[key.strip()] = json.loads(text)
+        except ValueError:
+            options[key.strip()] = text
+    return options or None
+
+
 def alpha_option(ctx: click.Context, param: click.Parameter, value: str | None):
     """An option callback: --alpha 0.5 (constant) or --alpha 0.9:0.1 (annealed over the epochs) -> (start, end)."""
     return None if value is None else config.parse_alpha(value)

@@ -11,6 +11,7 @@ from swener.cli.base import (
     alpha_option,
     at_least,
     corpus_option,
+    encoder_options_option,
     main,
     positive,
     seeds_option,
@@ -57,13 +58,16 @@ from swener.errors import SwenerError
                    "gold passes stay --epochs).")
 @click.option("--gradient-probes", type=int, callback=at_least(0), default=config.GRADIENT_PROBES, show_default=True,
               help="Batches per epoch whose hard and KD gradient norms go into training.json (0: none).")
+@click.option("--encoder-option", "encoder_options", multiple=True, callback=encoder_options_option,
+              help="KEY=VALUE (repeatable): an option of the family's encoder, VALUE as JSON "
+                   "(e.g. residual=true for the ID-CNN, layers=3 for the CNN).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
 def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, recipe_file: Path | None,
               alpha: tuple[float, float | None] | None, temperature: float | None, kd_target: str | None,
               hidden_size: int, epochs: int,
               lr: float, batch_size: int, seed: int, max_sentences: int | None, threads: int, oov: str,
               transfer_text: Path | None, transfer_sentences: int | None, transfer_ratio: float, gradient_probes: int,
-              out: Path) -> None:
+              encoder_options: dict | None, out: Path) -> None:
     """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
     from swener.students.run import settings_for, train_student
 
@@ -72,7 +76,8 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
                             transfer_text=transfer_text, transfer_sentences=transfer_sentences,
                             transfer_ratio=transfer_ratio, hidden_size=hidden_size, epochs=epochs, learning_rate=lr,
                             batch_size=batch_size, seed=seed,
-                            max_sentences=max_sentences, threads=threads, oov=oov, gradient_probes=gradient_probes)
+                            max_sentences=max_sentences, threads=threads, oov=oov, gradient_probes=gradient_probes,
+                            encoder_options=encoder_options)
     results = train_student(settings, corpus_name, embeddings_path, soft_dir, out)
     for name, row in results["scores"].items():
         click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")

@@ -68,7 +68,8 @@ class Comparison:
 
 
 def _base_key(run: Run) -> tuple:
-    shared = {k: v for k, v in run.settings.items() if k not in ("seed", *KD_ONLY)}
+    # a setting at None is the one a run from before the setting existed had (e.g. encoder_options)
+    shared = {k: v for k, v in run.settings.items() if k not in ("seed", *KD_ONLY) and v is not None}
     return (run.settings["family"], run.corpus, run.embeddings, json.dumps(shared, sort_keys=True))
 
 

@@ -57,6 +57,8 @@ class StudentSettings:
     # a budget of optimizer updates instead of `epochs` (epochs = updates / batches per epoch, at least 1)
     updates: int | None = None
     dev_only: bool = False  # score dev only (sweeps, which choose settings, never read test)
+    # keyword options of the family's encoder (e.g. {"residual": True} for the ID-CNN); None: its defaults
+    encoder_options: dict | None = None
 
     @property
     def uses_teacher(self) -> bool:
@@ -150,6 +152,13 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
             and config.FAMILIES.get(settings.family, ("", ""))[1] != "crf":
         raise SwenerError(f"--kd-target {settings.kd_target} needs a CRF student (a family ending in -crf), "
                           f"not {settings.family}")
+    if settings.encoder_options:
+        from swener.students import encoders
+
+        try:
+            encoders.check_options(config.FAMILIES[settings.family][0], settings.encoder_options)
+        except ValueError as err:
+            raise SwenerError(f"--encoder-option: {err}") from None
     corpus = corpora.load(corpus_name)
     flair_corpus = corpora.to_flair(corpus, settings.max_sentences)
     card: dict = {"corpus": corpus_name, "corpus_licence": corpus.licence, "types": list(corpus.types),
@@ -189,7 +198,8 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
                                 temperature=settings.temperature,
                                 kd_target=settings.kd_target if settings.uses_teacher else config.DEFAULT_KD_TARGET,
-                                hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card)
+                                hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card,
+                                encoder_options=settings.encoder_options)
     except ValueError as err:  # the cache's tags do not fit this student (validate checks them first)
         raise SwenerError(f"{soft_dir}: {err}; write the soft labels again for this corpus") from None
     results: dict = {"settings": asdict(settings), "corpus": corpus_name, "embeddings": str(embeddings_path),

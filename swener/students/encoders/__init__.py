@@ -18,6 +18,17 @@ def encoder_class(name: str) -> type[Encoder]:
     return REGISTRY[name]
 
 
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """A ValueError naming the encoder's options if `options` holds a key its class does not take."""
+    import inspect
+
+    known = [p for p in inspect.signature(encoder_class(name).__init__).parameters
+             if p not in ("self", "input_size", "hidden_size")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"the {name} encoder has no option {', '.join(unknown)}; its options: {', '.join(known)}")
+
+
 def build(name: str, input_size: int, hidden_size: int, **options: Any) -> Encoder:
     """An encoder of the registered class `name`."""
     return encoder_class(name)(input_size, hidden_size, **options)
