@@ -219,8 +219,9 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         save_atomic(tagger, best)
         results["cost"]["size_bytes"] = best.stat().st_size
         if results["scores"].get(f"{corpus_name}/dev", {}).get("micro_f1", 1.0) == 0.0:
+            hint = " or --encoder-option residual=true" if config.FAMILIES[settings.family][0] == "idcnn" else ""
             log.warning("%s: dev F1 0.0 after every epoch: this run did not train (it predicts no entity); "
-                        "try another seed or learning rate", settings.family)
+                        "try another seed or learning rate%s", settings.family, hint)
         StudentResults.from_dict(results, partial / RESULTS_FILE).write(partial / RESULTS_FILE)
 
     epochs = settings.epochs
