@@ -1,7 +1,11 @@
-"""Batches of items: fixed-size lists, length-sorted index batches, and their results back in order."""
+"""Batches of items: fixed-size lists, length-sorted index batches, their results back in order, and
+batches prepared ahead in a thread."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence, TypeVar
+import queue
+import threading
+import time
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -35,3 +39,46 @@ def in_index_order(batches: Iterable[tuple[list[int], Iterable[T]]]) -> Iterator
             following += 1
     if done:
         raise ValueError(f"index batches skipped index {following}")
+
+
+_DONE = object()
+
+
+def ahead(values: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """The values of an iterator computed in a thread of its own, at most `depth` ahead of the consumer.
+
+    An exception in the thread is raised here, where its value would have come; a consumer
+    that stops early (or fails) stops the thread at its next value.
+    """
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for value in values:
+                if stop.is_set():
+                    return
+                box.put((value, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
+            box.put((None, err))
+            return
+        box.put((_DONE, None))
+
+    thread = threading.Thread(target=produce, name="swener-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value, err = box.get()
+            if err is not None:
+                raise err
+            if value is _DONE:
+                return
+            yield value
+    finally:
+        stop.set()
+        deadline = time.monotonic() + 2.0  # a producer blocked on input (a pipe) is left to die with the process
+        while thread.is_alive() and time.monotonic() < deadline:
+            try:
+                box.get(timeout=0.05)  # a producer blocked on a full queue then sees `stop`
+            except queue.Empty:
+                pass

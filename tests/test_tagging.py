@@ -221,35 +221,6 @@ def test_missing_or_wrong_model_and_input(tmp_path, student):
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
 
 
-def test_ahead_keeps_order_raises_where_the_error_came_and_stops_early():
-    import threading
-    import time
-
-    assert list(tagging._ahead(iter(range(50)))) == list(range(50))
-
-    def failing():
-        yield from range(3)
-        raise DataError("in.txt", "not UTF-8", 4)
-
-    seen = []
-    with pytest.raises(DataError, match="in.txt:4"):
-        for value in tagging._ahead(failing()):
-            seen.append(value)
-    assert seen == [0, 1, 2]
-    made = []
-
-    def endless():
-        while True:
-            made.append(1)
-            yield len(made)
-
-    values = tagging._ahead(endless(), depth=2)
-    assert [next(values) for _ in range(3)] == [1, 2, 3]
-    values.close()  # the consumer stops: so does the thread, a few values ahead at most
-    time.sleep(0.2)
-    assert len(made) <= 3 + 2 + 2 and not [t for t in threading.enumerate() if t.name == "swener-reader"]
-
-
 def test_failure_midway_leaves_the_old_output(tmp_path, student):
     out = write(tmp_path / "out.conll", b"old results\n")
     lines = "".join(f"Mening nummer {i} om Umeå.\n" for i in range(300)).encode() + b"trasig \xff rad\n"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from swener.atomic import atomic_path
-from swener.batching import batched
+from swener.batching import ahead, batched
 from swener.data.readers import columns
 from swener.data.tags import iob2_of_spans
 from swener.data.tokenizer import split_sentences
@@ -283,55 +283,12 @@ def _tag_items_lean(tagger, items: Iterable[Item], batch_size: int, chunk: int |
     groups = batched(items, chunk or max(16 * batch_size, 256))
     if hasattr(tagger, "prepare") and chunk is None:
         tagged = ((group, tagger.run(prepared))
-                  for group, prepared in _ahead((g, tagger.prepare(tokens(g), batch_size)) for g in groups))
+                  for group, prepared in ahead((g, tagger.prepare(tokens(g), batch_size)) for g in groups))
     else:
         tagged = ((group, tagger.tag_tokens(tokens(group), batch_size)) for group in groups)
     for group, results in tagged:
         for item, (tags, scores) in zip(group, results):
             yield item, [Entity(kind, start, end, score) for start, end, kind, score in bioes_spans(tags, scores)]
-
-_DONE = object()
-
-def _ahead(values: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """The values of an iterator computed in a thread of its own, at most `depth` ahead of the consumer.
-
-    An exception in the thread is raised here, where its value would have come; a consumer
-    that stops early (or fails) stops the thread at its next value.
-    """
-    import queue
-
-    box: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for value in values:
-                if stop.is_set():
-                    return
-                box.put((value, None))
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
-            box.put((None, err))
-            return
-        box.put((_DONE, None))
-
-    thread = threading.Thread(target=produce, name="swener-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            value, err = box.get()
-            if err is not None:
-                raise err
-            if value is _DONE:
-                return
-            yield value
-    finally:
-        stop.set()
-        deadline = time.monotonic() + 2.0  # a producer blocked on input (a pipe) is left to die with the process
-        while thread.is_alive() and time.monotonic() < deadline:
-            try:
-                box.get(timeout=0.05)  # a producer blocked on a full queue then sees `stop`
-            except queue.Empty:
-                pass
 
 # --------------------------------------------------------------------------- writing
 
