@@ -76,11 +76,15 @@ class OnnxTagger:
             padded[row, :len(ids)] = ids
         return self.table.lookup(padded), lengths
 
+    def encode(self, vectors: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Emissions [B, T, K] from the encoder's inputs (ONNX Runtime; it releases the GIL)."""
+        (scores,) = self.session.run(["emissions"], {"vectors": vectors, "lengths": lengths})
+        return scores
+
     def emissions(self, id_lists: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Emissions [B, T, K] of sentences given as word ids, longest first; and their lengths."""
         vectors, lengths = self.inputs(id_lists)
-        (scores,) = self.session.run(["emissions"], {"vectors": vectors, "lengths": lengths})
-        return scores, lengths
+        return self.encode(vectors, lengths), lengths
 
     def decode(self, scores: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tag ids and confidences [B, T]."""
@@ -109,8 +113,7 @@ class OnnxTagger:
         """BIOES tags and confidences of prepared sentences, in their original order."""
         results: list[tuple[list[str], list[float]]] = [([], []) for _ in range(prepared.sentences)]
         for batch, vectors, lengths in prepared.batches:
-            (scores,) = self.session.run(["emissions"], {"vectors": vectors, "lengths": lengths})
-            tags, confidences = self.decode(scores, lengths)
+            tags, confidences = self.decode(self.encode(vectors, lengths), lengths)
             for row, i in enumerate(batch):
                 n = prepared.lengths[i]
                 results[i] = ([self.tags[t] for t in tags[row, :n].tolist()], confidences[row, :n].tolist())
