@@ -119,12 +119,14 @@ backbone-check: backbone
 
 # ----- teacher and its soft labels -----
 # BACKBONE: e5-small (converted here), a Hugging Face id or a model folder.
-$(TEACHER): | $(BIN)/swener $(if $(filter e5-small,$(BACKBONE)),$(E5_DIR)/config.json) $(if $(filter e5-small-sv,$(BACKBONE)),$(E5_SV_DIR)/manifest.json)
-	$(BIN)/swener teacher train --corpus $(CORPUS) --backbone $(BACKBONE) --epochs $(TEACHER_EPOCHS) \
+TEACHER_DEPS := $(BIN)/swener $(if $(filter e5-small,$(BACKBONE)),$(E5_DIR)/config.json) $(if $(filter e5-small-sv,$(BACKBONE)),$(E5_SV_DIR)/manifest.json)
+TEACHER_TRAIN = $(BIN)/swener teacher train --corpus $(CORPUS) --backbone $(BACKBONE) --epochs $(TEACHER_EPOCHS) \
 		--patience $(TEACHER_PATIENCE) --decoding $(TEACHER_DECODING) --seed $(TEACHER_SEED) \
 		$(if $(filter 1,$(TEACHER_FREEZE)),--freeze-word-embeddings,--train-word-embeddings) \
 		$(if $(filter 1,$(TEACHER_BUCKETS)),--length-buckets,--random-batches) \
-		--lr $(TEACHER_LR) --batch-size $(TEACHER_BATCH) $(MAXS_OPT) --out $(@D)
+		--lr $(TEACHER_LR) --batch-size $(TEACHER_BATCH) $(MAXS_OPT)
+$(TEACHER): | $(TEACHER_DEPS)
+	$(TEACHER_TRAIN) --out $(@D)
 
 teacher: $(TEACHER)
 
@@ -141,6 +143,38 @@ KBEST_STAMP := $(SOFT_DIR)/train.kbest$(or $(KBEST_K),-default).done
 $(KBEST_STAMP): $(SOFT_DIR)/train.npz
 	$(BIN)/swener teacher kbest --teacher $(TEACHER) --corpus $(CORPUS) --soft-labels $(SOFT_DIR) $(if $(KBEST_K),--k $(KBEST_K))
 	touch $@
+
+# ----- out-of-fold teacher distributions (swener.kd.folds) -----
+# TEACHER_FOLDS fold teachers, each the teacher's settings trained without one contiguous block of
+# train, write their caches (train, dev and the transfer texts OOF_TEXTS); `make out-of-fold` joins
+# them into OOF_DIR: each train block from the teacher that never saw it, dev and transfer sets the
+# fold teachers' mean; OOF_DIR-in is the control (each block from a teacher that trained on it).
+# `make sweep SWEEP_SOFT=$(OOF_DIR)` distils from it.
+TEACHER_FOLDS ?= 2
+OOF_TEXTS ?=
+FOLDS := $(shell seq 1 $(TEACHER_FOLDS))
+fold_id = $(TEACHER_ID)-fold$(1)of$(TEACHER_FOLDS)
+OOF_DIR := softlabels/$(TEACHER_ID)-oof$(TEACHER_FOLDS)
+define fold_rules
+models/teacher/$(call fold_id,$(1))/best-model.pt: | $(TEACHER_DEPS)
+	$(TEACHER_TRAIN) --fold $(1)/$(TEACHER_FOLDS) --out $$(@D)
+
+softlabels/$(call fold_id,$(1))/train.npz: models/teacher/$(call fold_id,$(1))/best-model.pt
+	$(BIN)/swener teacher soft-labels --teacher $$< --corpus $(CORPUS) --split train --split dev \
+		$(MAXS_OPT) --out $$(@D)
+	$(if $(OOF_TEXTS),$(BIN)/swener teacher soft-labels --teacher $$< --corpus $(CORPUS) \
+		$(foreach t,$(OOF_TEXTS),--text $(t)) --max-sentences $(TRANSFER_MAX) --out $$(@D))
+endef
+$(foreach i,$(FOLDS),$(eval $(call fold_rules,$(i))))
+FOLD_CACHES := $(foreach i,$(FOLDS),softlabels/$(call fold_id,$(i))/train.npz)
+$(OOF_DIR)/train.npz: $(FOLD_CACHES)
+	$(BIN)/swener teacher out-of-fold $(foreach c,$^,--soft-labels $(dir $(c))) --out $(@D)
+
+$(OOF_DIR)-in/train.npz: $(FOLD_CACHES)
+	$(BIN)/swener teacher out-of-fold $(foreach c,$^,--soft-labels $(dir $(c))) --in-fold --out $(@D)
+
+.PHONY: out-of-fold
+out-of-fold: $(OOF_DIR)/train.npz $(OOF_DIR)-in/train.npz
 
 # ----- Swedish fastText embeddings: gensim on the shared raw text + the NER train split -----
 # About 10-15 minutes on 2 cores. QUICK=1 trains on a 2M-token sample. The output folder
@@ -254,8 +288,9 @@ empty :=
 space := $(empty) $(empty)
 SWEEP_TABLE ?= results/$(PROFILE)/sweeps/$(SWEEP_FAMILY).json
 .PHONY: sweep
-sweep: $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz | $(BIN)/swener
-	$(BIN)/swener sweep --family $(SWEEP_FAMILY) --corpus $(CORPUS) --embeddings $(EMB_DIR) --soft-labels $(SOFT_DIR) \
+SWEEP_SOFT ?= $(SOFT_DIR)
+sweep: $(EMB_DIR)/manifest.json $(SWEEP_SOFT)/train.npz | $(BIN)/swener
+	$(BIN)/swener sweep --family $(SWEEP_FAMILY) --corpus $(CORPUS) --embeddings $(EMB_DIR) --soft-labels $(SWEEP_SOFT) \
 		--recipe $(RECIPE) $(SWEEP_BASE) $(foreach v,$(SWEEP_VARY),--vary $(v)) --seeds $(subst $(space),$(comma),$(strip $(SWEEP_SEEDS))) \
 		--epochs $(STUDENT_EPOCHS) --threads $(STUDENT_THREADS) $(MAXS_OPT) --root models/sweeps/$(TEACHER_ID)/$(STUDENT_SET) \
 		--table $(SWEEP_TABLE)

@@ -47,16 +47,22 @@ def teacher() -> None:
               help="Batches of similar-length sentences (less padding) instead of random ones.")
 @click.option("--bf16/--float32", "use_amp", default=False, show_default=True,
               help="Train under CPU bf16 autocast.")
+@click.option("--fold", default=None, metavar="I/K",
+              help="A fold teacher: train without contiguous block I of K of train, for out-of-fold soft labels "
+                   "(`swener teacher out-of-fold`).")
 def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patience: int, lr: float,
                   batch_size: int, crf: bool, decoding: str, max_sentences: int | None, seed: int,
-                  freeze_word_embeddings: bool, length_buckets: bool, use_amp: bool) -> None:
+                  freeze_word_embeddings: bool, length_buckets: bool, use_amp: bool, fold: str | None) -> None:
     """Fine-tune a flair SequenceTagger over a transformer backbone; keeps the best model on dev F1."""
+    from swener.kd.folds import parse_fold
     from swener.teacher import run as teacher_lib
 
+    if fold:
+        parse_fold(fold)  # a wrong value fails before the imports and the backbone
     settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, decoding=decoding, learning_rate=lr,
                                            batch_size=batch_size, epochs=epochs, patience=patience,
                                            freeze_word_embeddings=freeze_word_embeddings, use_amp=use_amp,
-                                           length_buckets=length_buckets, seed=seed)
+                                           length_buckets=length_buckets, seed=seed, fold=fold)
     click.echo(f"teacher: {teacher_lib.train_teacher(corpus_name, settings, out, max_sentences)}")
 
 
@@ -82,6 +88,21 @@ def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, 
     for path in teacher_lib.write_soft_labels(_existing_file(teacher_path, "teacher model"), corpus_name,
                                               list(splits), list(texts), out, max_sentences=max_sentences, topk=topk,
                                               bf16=bf16):
+        click.echo(f"wrote {path}")
+
+
+@teacher.command("out-of-fold")
+@click.option("--soft-labels", "fold_dirs", multiple=True, required=True,
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="The soft-label folder of each fold teacher (repeat: one per fold 1..K).")
+@click.option("--in-fold", is_flag=True, default=False,
+              help="The control: each train block from a teacher that trained on it, not the one that held it out.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder of the merged caches.")
+def teacher_out_of_fold(fold_dirs: tuple[Path, ...], in_fold: bool, out: Path) -> None:
+    """Join fold teachers' caches: train from the teacher that did not see each block, the rest their mean."""
+    from swener.kd.folds import merge
+
+    for path in merge(list(fold_dirs), out, held_out=not in_fold):
         click.echo(f"wrote {path}")
 
 

@@ -86,21 +86,30 @@ class SoftLabels:
         return self.kbest_paths[self.offsets[i]:self.offsets[i + 1]].T, self.kbest_logp[i]
 
 
-def write(path: Path, distributions: Sequence[np.ndarray], *, tags: Sequence[str], tokens: Sequence[Sequence[str]],
-          teacher_sha256: str, corpus: str, split: str, topk: int | None = None, extra: dict | None = None) -> Path:
-    """Write log-distributions (one [n_tokens, n_tags] array per sentence) atomically."""
-    if len(distributions) != len(tokens):
-        raise ValueError(f"{len(distributions)} distributions for {len(tokens)} sentences")
-    for i, (dist, words) in enumerate(zip(distributions, tokens)):
-        if dist.shape != (len(words), len(tags)):
-            raise ValueError(f"sentence {i}: expected shape {(len(words), len(tags))}, got {dist.shape}")
-    lengths = [len(words) for words in tokens]
+def write(path: Path, distributions: Sequence[np.ndarray], *, tags: Sequence[str],
+          tokens: Sequence[Sequence[str]] | None = None, teacher_sha256: str, corpus: str, split: str,
+          topk: int | None = None, extra: dict | None = None, lengths: Sequence[int] | None = None,
+          tokens_sha256: str | None = None) -> Path:
+    """Write log-distributions (one [n_tokens, n_tags] array per sentence) atomically.
+
+    The sentences are `tokens`, or, for caches joined from caches of the same sentences,
+    their `lengths` and `tokens_sha256`.
+    """
+    if tokens is not None:
+        lengths, tokens_sha256 = [len(words) for words in tokens], token_checksum(tokens)
+    if lengths is None or tokens_sha256 is None:
+        raise ValueError("give the sentences' tokens, or their lengths and token checksum")
+    if len(distributions) != len(lengths):
+        raise ValueError(f"{len(distributions)} distributions for {len(lengths)} sentences")
+    for i, (dist, n) in enumerate(zip(distributions, lengths)):
+        if dist.shape != (n, len(tags)):
+            raise ValueError(f"sentence {i}: expected shape {(n, len(tags))}, got {dist.shape}")
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     logp = (np.concatenate(distributions) if distributions else np.zeros((0, len(tags)))).astype(np.float32)
     header = {
         "format": FORMAT_VERSION, "tags": list(tags), "scheme": SCHEME, "temperature": 1.0,
-        "teacher_sha256": teacher_sha256, "tokens_sha256": token_checksum(tokens),
-        "corpus": corpus, "split": split, "sentences": len(tokens), "tokens": int(offsets[-1]),
+        "teacher_sha256": teacher_sha256, "tokens_sha256": tokens_sha256,
+        "corpus": corpus, "split": split, "sentences": len(lengths), "tokens": int(offsets[-1]),
         "topk": topk, **(extra or {}),
     }
     arrays: dict[str, np.ndarray] = {"offsets": offsets}

@@ -1,6 +1,7 @@
 """The transformer teacher: build it, and compute its per-token distributions for the cache."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ from swener.config import DEFAULT_KBEST, EVAL_CORPORA
 from swener.data import corpora
 from swener.data.tags import span_dictionary, tagger_tags
 from swener.errors import DataError, SwenerError
+from swener.atomic import write_json
 from swener.files import open_text, sha256_of, text_name
 from swener.kd import softlabels
+from swener.kd.folds import block, parse_fold, training_part
 from swener.kd.softlabels import canonical_tags
 
 log = logging.getLogger("swener")
@@ -41,6 +44,7 @@ class TeacherSettings:
     use_amp: bool = False  # bf16 autocast while training
     length_buckets: bool = config.TEACHER_BUCKETS  # batches of similar-length sentences (`swener.train.buckets`)
     seed: int = config.TEACHER_SEED
+    fold: str | None = None  # "I/K": a fold teacher, trained without block I of K of train (`swener.kd.folds`)
 
 
 def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSettings):
@@ -67,15 +71,36 @@ def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_se
     from swener.train.fit import TrainSettings, fit
 
     corpus = corpora.load(corpus_name)
+    fold = None
+    if settings.fold:
+        number, folds = parse_fold(settings.fold)
+        train = corpus.splits["train"][:max_sentences]
+        held = block(len(train), number, folds)
+        corpus.splits["train"] = training_part(train, number, folds)
+        fold = {"fold": number, "folds": folds, "held_out": [held.start, held.stop], "train_sentences": len(train)}
     flair.set_seed(settings.seed)  # the head's initial weights too come from the seed (fit seeds the training)
     tagger = build_teacher(resolve_backbone(settings.backbone), corpus.types, settings)
     curve = DevCurve(patience=settings.patience)
+
+    def record_fold(folder: Path) -> None:
+        if fold:
+            write_json(folder / FOLD_FILE, fold)
+
     return fit(tagger, corpora.to_flair(corpus, max_sentences), out,
                TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
                              batch_size=settings.batch_size, fine_tune=True, seed=settings.seed,
                              max_sentences=max_sentences, use_amp=settings.use_amp,
                              length_buckets=settings.length_buckets),
-               plugins=[curve])
+               plugins=[curve], finish=record_fold)
+
+
+FOLD_FILE = "fold.json"  # beside a fold teacher's best-model.pt: the block of train it did not see
+
+
+def teacher_fold(teacher_path: Path) -> dict | None:
+    """A fold teacher's held-out block (fold.json beside the model), None for a teacher of all of train."""
+    path = Path(teacher_path).parent / FOLD_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def log_distributions(tagger, sentences: list, batch_size: int = 32, bf16: bool = False,
@@ -168,6 +193,7 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
     corpus = corpora.load(corpus_name)
     tags = canonical_tags(sorted({t[2:] for t in tagger_tags(tagger) if t[:2] in ("B-", "S-")}))
     common = dict(tags=tags, teacher_sha256=teacher_sha, topk=topk)
+    fold = teacher_fold(teacher_path)
     written = []
     for split in splits:
         if split not in corpus.splits:
@@ -181,7 +207,8 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
                 log.info("%s/%s: %d/%d sentences", corpus_name, split, i + 1, len(tokens))
         path = softlabels.write(out / f"{split}.npz", distributions, tokens=tokens, corpus=corpus_name, split=split,
                                 extra={"teacher_path": str(teacher_path), "seconds": time.perf_counter() - started,
-                                       "max_sentences": max_sentences}, **common)
+                                       "max_sentences": max_sentences, **({"fold": fold} if fold else {})},
+                                **common)
         log.info("wrote %s (%d sentences, %.1f s, %d bytes)", path, len(tokens), time.perf_counter() - started,
                  path.stat().st_size)
         written.append(path)
@@ -277,9 +304,6 @@ def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: 
     `diagnostics`: also count invalid BIOES transitions on the test sets and compare the
     decodings on dev (each another pass of the teacher; the report does not need them).
     """
-    import json
-
-    from swener.atomic import write_json
     from swener.eval.evaluate import score_model
     from swener.teacher.model import load_teacher
 
