@@ -147,7 +147,7 @@ $(KBEST_STAMP): $(SOFT_DIR)/train.npz
 # ----- out-of-fold teacher distributions (swener.kd.folds) -----
 # TEACHER_FOLDS fold teachers, each the teacher's settings trained without one contiguous block of
 # train, write their caches (train, dev and the transfer texts OOF_TEXTS); `make out-of-fold` joins
-# them into OOF_DIR: each train block from the teacher that never saw it, dev and transfer sets the
+# them into OOF_DIR: each train block (and its k best paths) from the teacher that never saw it, dev and transfer sets the
 # fold teachers' mean; OOF_DIR-in is the control (each block from a teacher that trained on it).
 # `make sweep SWEEP_SOFT=$(OOF_DIR)` distils from it.
 TEACHER_FOLDS ?= 2
@@ -162,6 +162,7 @@ models/teacher/$(call fold_id,$(1))/best-model.pt: | $(TEACHER_DEPS)
 softlabels/$(call fold_id,$(1))/train.npz: models/teacher/$(call fold_id,$(1))/best-model.pt
 	$(BIN)/swener teacher soft-labels --teacher $$< --corpus $(CORPUS) --split train --split dev \
 		$(MAXS_OPT) --out $$(@D)
+	$(BIN)/swener teacher kbest --teacher $$< --corpus $(CORPUS) --soft-labels $$(@D) $(if $(KBEST_K),--k $(KBEST_K))
 	$(if $(OOF_TEXTS),$(BIN)/swener teacher soft-labels --teacher $$< --corpus $(CORPUS) \
 		$(foreach t,$(OOF_TEXTS),--text $(t)) --max-sentences $(TRANSFER_MAX) --out $$(@D))
 endef

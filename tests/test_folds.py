@@ -77,6 +77,24 @@ def test_merge_takes_each_train_block_from_the_teacher_that_held_it_out(three_te
         assert i not in blocks[trained_on_it]
         np.testing.assert_array_equal(inside.sentence(i), train_caches[trained_on_it].sentence(i))
     assert inside.header["teacher_sha256"] != merged.header["teacher_sha256"]
+    assert merged.kbest_paths is None  # the fold caches hold no k-best paths
+
+
+def test_merge_keeps_each_blocks_k_best_paths_with_its_distributions(three_teachers):
+    tmp_path, dirs, train, _, _, _ = three_teachers
+    rng = np.random.default_rng(7)
+    paths = []
+    for directory in dirs:
+        rows = [rng.integers(0, len(TAGS), size=(2, len(s))) for s in train]
+        scores = [np.sort(np.log(rng.dirichlet(np.ones(3))[:2]))[::-1] for _ in train]
+        softlabels.add_kbest(directory / "train.npz", rows, scores, 2)
+        paths.append((rows, scores))
+    merged = softlabels.read(folds.merge(dirs, tmp_path / "oof")[-1])
+    for i in range(len(train)):
+        source = 0 if i < 10 else 1 if i < 20 else 2
+        got, score = merged.sentence_kbest(i)
+        np.testing.assert_array_equal(got, paths[source][0][i])
+        np.testing.assert_allclose(score, paths[source][1][i], rtol=1e-6)
     assert merged.header["out_of_fold"]["folds"] == 3 and merged.header["seconds"] == pytest.approx(6.0)
 
 
@@ -133,3 +151,33 @@ def test_a_fold_teacher_trains_without_its_block_and_its_cache_says_so(tiny_back
     assert fold == {"fold": 2, "folds": 2, "held_out": [20, 40], "train_sentences": 40}
     path = teacher.write_soft_labels(best, "webbnyheter2012", ["train"], [], tmp_path / "soft", max_sentences=40)[0]
     assert softlabels.read(path).header["fold"]["fold"] == 2
+
+
+def test_make_out_of_fold_trains_the_fold_teachers_and_joins_their_caches(tmp_path, tiny_backbone):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    variables = [f"VENV={sys.prefix}", "QUICK=1", "MAX_SENTENCES=30", "TEACHER_EPOCHS=1", "TEACHER_BATCH=8",
+                 f"BACKBONE={tiny_backbone}", "TEACHER_FOLDS=2", "KBEST_K=2"]
+    env = {**os.environ, "SWENER_DATA": str(corpora.data_root()), "OMP_NUM_THREADS": "1"}
+
+    def make(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-f", str(root / "Makefile"), "-o", f"{sys.prefix}/bin/swener", *variables,
+                               *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+    run = make("out-of-fold")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (merged,) = (tmp_path / "softlabels").glob("*/*-oof2/train.npz")
+    (control,) = (tmp_path / "softlabels").glob("*/*-oof2-in/train.npz")
+    teachers = sorted((tmp_path / "models" / "teacher").glob("*/*-fold*of2"))
+    assert [json.loads((t / "fold.json").read_text())["held_out"] for t in teachers] == [[0, 15], [15, 30]]
+    for path, held_out in ((merged, True), (control, False)):
+        soft = softlabels.read(path)
+        assert soft.header["out_of_fold"]["held_out"] is held_out and soft.header["kbest"] == 2
+        softlabels.validate(soft, path, [s.tokens for s in corpora.load("webbnyheter2012").splits["train"][:30]],
+                            split="train")
+        assert (path.parent / "dev.npz").is_file()
+    assert make("-q", "out-of-fold").returncode == 0  # up to date: nothing is trained twice

@@ -46,7 +46,8 @@ def merge(fold_dirs: Sequence[Path], out: Path, held_out: bool = True) -> list[P
 
     `fold_dirs`: the soft-label folders of the K fold teachers (`swener teacher soft-labels`,
     each header naming its teacher's fold). train.npz: block i from the teacher that held it
-    out (`held_out`), or, as a control, from a teacher that trained on it (teacher i + 1).
+    out (`held_out`), or, as a control, from a teacher that trained on it (teacher i + 1), with
+    that teacher's k best paths when every fold teacher's train cache has them.
     Every other cache file present in all folders (dev, transfer sets): the mean of the K
     distributions. The merged header's teacher is the set of fold teachers.
     """
@@ -91,12 +92,14 @@ def _merge_train(caches: list[softlabels.SoftLabels], path: Path, sha: str, reco
     """train.npz: each sentence's distribution from the teacher that held out (or trained on) its block."""
     _check_same(caches)
     k, n = len(caches), len(caches[0])
-    rows = []
-    for i in range(n):
-        fold = next(f for f in range(1, k + 1) if i in block(n, f, k))
-        source = fold if held_out else fold % k + 1
-        rows.append(caches[source - 1].sentence(i).astype(np.float32))
-    return _write(caches[0], rows, path, sha, record, _seconds(caches))
+    sources = [(f if held_out else f % k + 1) - 1 for f in range(1, k + 1) for _ in block(n, f, k)]
+    rows = [caches[source].sentence(i).astype(np.float32) for i, source in enumerate(sources)]
+    written = _write(caches[0], rows, path, sha, record, _seconds(caches))
+    kbest = {c.header.get("kbest") for c in caches}
+    if len(kbest) == 1 and None not in kbest:  # every fold teacher's k best paths: take them from the same teacher
+        picked = [caches[source].sentence_kbest(i) for i, source in enumerate(sources)]
+        softlabels.add_kbest(written, [p for p, _ in picked], [s for _, s in picked], kbest.pop())
+    return written
 
 
 def _seconds(caches: Sequence[softlabels.SoftLabels]) -> float:
