@@ -280,6 +280,7 @@ students: $(STUDENT_RESULTS)
 # `make sweep SWEEP_FAMILY=bilstm SWEEP_VARY="alpha=0.1,0.9 temperature=2"`: trials in
 # models/sweeps/<teacher>/<student set>/<family>/, the table in results/<profile>/sweeps/<family>.json
 # (and .md); finished trials are read back. A transfer_text factor needs its cache in SOFT_DIR.
+# SWEEP_SOFT: distil from another cache folder (e.g. OOF_DIR); its trials go under its own name.
 SWEEP_FAMILY ?= bilstm-crf
 SWEEP_BASE ?= --alpha 0.5 --temperature 1 --kd-target marginals
 SWEEP_VARY ?= alpha=0.1,0.3,0.9 temperature=2,4
@@ -293,7 +294,7 @@ SWEEP_SOFT ?= $(SOFT_DIR)
 sweep: $(EMB_DIR)/manifest.json $(SWEEP_SOFT)/train.npz | $(BIN)/swener
 	$(BIN)/swener sweep --family $(SWEEP_FAMILY) --corpus $(CORPUS) --embeddings $(EMB_DIR) --soft-labels $(SWEEP_SOFT) \
 		--recipe $(RECIPE) $(SWEEP_BASE) $(foreach v,$(SWEEP_VARY),--vary $(v)) --seeds $(subst $(space),$(comma),$(strip $(SWEEP_SEEDS))) \
-		--epochs $(STUDENT_EPOCHS) --threads $(STUDENT_THREADS) $(MAXS_OPT) --root models/sweeps/$(TEACHER_ID)/$(STUDENT_SET) \
+		--epochs $(STUDENT_EPOCHS) --threads $(STUDENT_THREADS) $(MAXS_OPT) --root models/sweeps/$(patsubst softlabels/%,%,$(SWEEP_SOFT))/$(STUDENT_SET) \
 		--table $(SWEEP_TABLE)
 
 # The KD effect on dev against teacher quality and transfer-set size, from every sweep table of the profile

@@ -11,12 +11,12 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from swener import config
+from swener.atomic import write_json
 from swener.batching import in_index_order, length_batches
 from swener.config import DEFAULT_KBEST, EVAL_CORPORA
 from swener.data import corpora
 from swener.data.tags import span_dictionary, tagger_tags
 from swener.errors import DataError, SwenerError
-from swener.atomic import write_json
 from swener.files import open_text, sha256_of, text_name
 from swener.kd import softlabels
 from swener.kd.folds import block, parse_fold, training_part
