@@ -35,7 +35,9 @@ def test_parse_fold_refuses_what_is_not_a_block(bad):
 def _fold_cache(directory, split, sentences, k, fold, rng, fold_header=True):
     """A fold teacher's cache of `split` with random distributions."""
     dists = [np.log(rng.dirichlet(np.ones(len(TAGS)) * 0.3, size=len(s))) for s in sentences]
-    extra = {"fold": {"fold": fold, "folds": k}, "seconds": 2.0} if fold_header else {"seconds": 2.0}
+    extra = {"seconds": 2.0}
+    if fold_header:
+        extra["fold"] = {"fold": fold, "folds": k, "train_sentences": len(sentences)}
     softlabels.write(directory / f"{split}.npz", dists, tags=TAGS, tokens=sentences, teacher_sha256=f"{fold}" * 64,
                      corpus="webbnyheter2012", split=split, extra=extra)
 
@@ -128,6 +130,13 @@ def test_merge_refuses_caches_that_do_not_make_k_folds(tmp_path):
     _fold_cache(tmp_path / "e", "train", train[:7], 2, 2, rng)
     with pytest.raises(SwenerError, match="differ in tokens_sha256"):
         folds.merge([tmp_path / "a", tmp_path / "e"], tmp_path / "out")
+    (tmp_path / "f").mkdir()  # a fold teacher of 8 sentences, its cache of all 9
+    softlabels.write(tmp_path / "f" / "train.npz", [np.zeros((len(s), len(TAGS))) - np.log(len(TAGS)) for s in
+                     [*train, train[0]]], tags=TAGS, tokens=[*train, train[0]], teacher_sha256="f" * 64,
+                     corpus="webbnyheter2012", split="train", extra={"fold": {"fold": 2, "folds": 2,
+                                                                               "train_sentences": 8}})
+    with pytest.raises(SwenerError, match="blocks are of 8 train sentences but the cache holds 9"):
+        folds.merge([tmp_path / "a", tmp_path / "f"], tmp_path / "out")
     assert not (tmp_path / "out" / "train.npz").exists()
     # the CLI: one line naming the folder, no traceback
     result = CliRunner().invoke(main, ["teacher", "out-of-fold", "--soft-labels", str(tmp_path / "a"),

@@ -58,6 +58,10 @@ def merge(fold_dirs: Sequence[Path], out: Path, held_out: bool = True) -> list[P
         if not fold:
             raise SwenerError(f"{directory}/train.npz: not written by a fold teacher (no fold in its header); "
                               "train one with `swener teacher train --fold I/K`, then write its soft labels")
+        if fold.get("train_sentences") != len(soft):
+            raise SwenerError(f"{directory}/train.npz: its teacher's blocks are of {fold.get('train_sentences')} train "
+                              f"sentences but the cache holds {len(soft)}: write it with the --max-sentences the "
+                              "fold teacher was trained with")
         if fold["fold"] in caches:
             raise SwenerError(f"{directory}: a second teacher of fold {fold['fold']}/{fold['folds']}")
         caches[fold["fold"]] = (Path(directory), soft, fold["folds"])
