@@ -164,7 +164,7 @@ softlabels/$(call fold_id,$(1))/train.npz: models/teacher/$(call fold_id,$(1))/b
 		$(MAXS_OPT) --out $$(@D)
 	$(BIN)/swener teacher kbest --teacher $$< --corpus $(CORPUS) --soft-labels $$(@D) $(if $(KBEST_K),--k $(KBEST_K))
 	$(if $(OOF_TEXTS),$(BIN)/swener teacher soft-labels --teacher $$< --corpus $(CORPUS) \
-		$(foreach t,$(OOF_TEXTS),--text $(t)) --max-sentences $(TRANSFER_MAX) --out $$(@D))
+		$(foreach t,$(OOF_TEXTS),--text $(t)) --max-sentences $$(TRANSFER_MAX) --out $$(@D))
 endef
 $(foreach i,$(FOLDS),$(eval $(call fold_rules,$(i))))
 FOLD_CACHES := $(foreach i,$(FOLDS),softlabels/$(call fold_id,$(i))/train.npz)

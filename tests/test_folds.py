@@ -190,3 +190,5 @@ def test_make_out_of_fold_trains_the_fold_teachers_and_joins_their_caches(tmp_pa
                             split="train")
         assert (path.parent / "dev.npz").is_file()
     assert make("-q", "out-of-fold").returncode == 0  # up to date: nothing is trained twice
+    planned = make("-n", "-B", "out-of-fold", "OOF_TEXTS=text/news.txt.gz", "TRANSFER_MAX=77")
+    assert "--text text/news.txt.gz --max-sentences 77" in planned.stdout, planned.stdout[-2000:]
