@@ -106,6 +106,28 @@ def teacher_out_of_fold(fold_dirs: tuple[Path, ...], in_fold: bool, out: Path) -
         click.echo(f"wrote {path}")
 
 
+@teacher.command("select-transfer")
+@click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              required=True, help="The cache folder holding the texts' transfer caches.")
+@click.option("--text", "texts", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="A cached transfer text to choose from (repeat for several, taken in this order).")
+@click.option("--name", required=True, help="Name of the new transfer set: writes DIR/NAME.txt.gz and its cache.")
+@click.option("--min-entities", type=int, callback=at_least(1), default=1, show_default=True,
+              help="Keep sentences where the teacher predicts at least this many entities.")
+@click.option("--max-sentences", type=int, callback=at_least(1), default=None,
+              help="Keep at most the first N chosen sentences.")
+def teacher_select_transfer(soft_dir: Path, texts: tuple[Path, ...], name: str, min_entities: int,
+                            max_sentences: int | None) -> None:
+    """An entity-dense transfer set: the cached sentences in which the teacher finds entities."""
+    import json
+
+    from swener.teacher.selection import select_dense
+
+    text, cache, summary = select_dense(soft_dir, list(texts), name, min_entities, max_sentences)
+    click.echo(json.dumps(summary, indent=2))
+    click.echo(f"wrote {text} and {cache}; train with --transfer {text}")
+
+
 @teacher.command("against-gold")
 @corpus_option
 @click.option("--soft-labels", "soft_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
