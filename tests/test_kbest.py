@@ -181,6 +181,16 @@ def test_kbest_arrays_in_the_cache(tmp_path, corpus, tiny_vectors):
     with pytest.raises(DataError, match="not log-probabilities"):
         softlabels.add_kbest(path, paths, [np.array([float("-inf")] * 2)] + logp[1:], 2)
     assert softlabels.read(path).header["kbest"] == 2  # a refused write leaves the file as it was
+    at_once = softlabels.write(tmp_path / "once.npz", dists, tags=TAGS, tokens=tokens, teacher_sha256="t",
+                               corpus="c", split="train", topk=3, kbest=(paths, logp, 2))
+    once = softlabels.read(at_once)  # written with the distributions in one file: the same arrays
+    assert once.header == soft.header
+    for name in ("logp", "offsets", "kbest_paths", "kbest_logp"):
+        assert np.array_equal(getattr(once, name), getattr(soft, name))
+    with pytest.raises(DataError, match="not log-probabilities"):
+        softlabels.write(tmp_path / "bad.npz", dists, tags=TAGS, tokens=tokens, teacher_sha256="t", corpus="c",
+                         split="train", kbest=(paths, [np.array([0.5, -1.0])] + logp[1:], 2))
+    assert not (tmp_path / "bad.npz").exists()
 
 
 def test_topk_cache_renormalises_over_the_kept_tags(tmp_path):

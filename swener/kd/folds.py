@@ -98,12 +98,12 @@ def _merge_train(caches: list[softlabels.SoftLabels], path: Path, sha: str, reco
     k, n = len(caches), len(caches[0])
     sources = [(f if held_out else f % k + 1) - 1 for f in range(1, k + 1) for _ in block(n, f, k)]
     rows = [caches[source].sentence(i).astype(np.float32) for i, source in enumerate(sources)]
-    written = _write(caches[0], rows, path, sha, record, _seconds(caches))
-    kbest = {c.header.get("kbest") for c in caches}
-    if len(kbest) == 1 and None not in kbest:  # every fold teacher's k best paths: take them from the same teacher
+    ks = {c.header.get("kbest") for c in caches}
+    kbest = None
+    if len(ks) == 1 and None not in ks:  # every fold teacher's k best paths: take them from the same teacher
         picked = [caches[source].sentence_kbest(i) for i, source in enumerate(sources)]
-        softlabels.add_kbest(written, [p for p, _ in picked], [s for _, s in picked], kbest.pop())
-    return written
+        kbest = ([p for p, _ in picked], [s for _, s in picked], int(ks.pop()))
+    return _write(caches[0], rows, path, sha, record, _seconds(caches), kbest)
 
 
 def _seconds(caches: Sequence[softlabels.SoftLabels]) -> float:
@@ -122,11 +122,11 @@ def _mean(caches: list[softlabels.SoftLabels], path: Path, sha: str, record: dic
 
 
 def _write(like: softlabels.SoftLabels, rows: list[np.ndarray], path: Path, sha: str, record: dict,
-           seconds: float) -> Path:
+           seconds: float, kbest: tuple | None = None) -> Path:
     """Write `rows` for the sentences of `like` (its checksum and counts), under the merged teacher."""
     header = like.header
     path.parent.mkdir(parents=True, exist_ok=True)
     return softlabels.write(path, rows, tags=header["tags"], lengths=np.diff(like.offsets),
                             tokens_sha256=header["tokens_sha256"], teacher_sha256=sha, corpus=header["corpus"],
-                            split=header["split"], extra={"max_sentences": header.get("max_sentences"),
+                            split=header["split"], kbest=kbest, extra={"max_sentences": header.get("max_sentences"),
                                                           "seconds": seconds, "out_of_fold": record})

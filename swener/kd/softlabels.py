@@ -89,11 +89,13 @@ class SoftLabels:
 def write(path: Path, distributions: Sequence[np.ndarray], *, tags: Sequence[str],
           tokens: Sequence[Sequence[str]] | None = None, teacher_sha256: str, corpus: str, split: str,
           topk: int | None = None, extra: dict | None = None, lengths: Sequence[int] | None = None,
-          tokens_sha256: str | None = None) -> Path:
+          tokens_sha256: str | None = None,
+          kbest: tuple[Sequence[np.ndarray], Sequence[np.ndarray], int] | None = None) -> Path:
     """Write log-distributions (one [n_tokens, n_tags] array per sentence) atomically.
 
     The sentences are `tokens`, or, for caches joined from caches of the same sentences,
-    their `lengths` and `tokens_sha256`.
+    their `lengths` and `tokens_sha256`; `kbest`: the k best paths, their log-probabilities
+    and k, as `add_kbest` takes them, written in the same file at once.
     """
     if tokens is not None:
         lengths, tokens_sha256 = [len(words) for words in tokens], token_checksum(tokens)
@@ -113,6 +115,9 @@ def write(path: Path, distributions: Sequence[np.ndarray], *, tags: Sequence[str
         "topk": topk, **(extra or {}),
     }
     arrays: dict[str, np.ndarray] = {"offsets": offsets}
+    if kbest is not None:
+        header["kbest"] = int(kbest[2])
+        arrays.update(_kbest_arrays(*kbest, offsets, header, path))
     if topk:
         order = np.argsort(-logp, axis=1)[:, :topk]
         arrays["topk_idx"] = order.astype(np.int16)
@@ -176,21 +181,11 @@ def add_kbest(path: Path, paths: Sequence[np.ndarray], logp: Sequence[np.ndarray
     """
     path = Path(path)
     soft = read(path)  # checks the file first
-    if len(paths) != len(soft) or len(logp) != len(soft):
-        raise ValueError(f"{len(paths)} path sets and {len(logp)} score sets for {len(soft)} sentences")
-    for i, (rows, scores) in enumerate(zip(paths, logp)):
-        n = int(soft.offsets[i + 1] - soft.offsets[i])
-        if np.shape(rows) != (k, n) or np.shape(scores) != (k,):
-            raise ValueError(f"sentence {i}: expected paths of shape {(k, n)} and scores of shape {(k,)}, got "
-                             f"{np.shape(rows)} and {np.shape(scores)}")
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files if name not in ("header", "kbest_paths", "kbest_logp")}
     header = {**soft.header, "kbest": int(k)}
-    arrays["kbest_paths"] = (np.concatenate([np.asarray(r).T for r in paths]) if paths
-                             else np.zeros((0, k))).astype(np.int16)
-    arrays["kbest_logp"] = (np.stack([np.asarray(s) for s in logp]) if logp else np.zeros((0, k))).astype(np.float32)
+    arrays.update(_kbest_arrays(paths, logp, k, soft.offsets, header, path))
     arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    _check_kbest(arrays["kbest_paths"], arrays["kbest_logp"], header, soft.offsets, path)
     before = path.stat()
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
@@ -198,6 +193,23 @@ def add_kbest(path: Path, paths: Sequence[np.ndarray], logp: Sequence[np.ndarray
     # them (KD students, the teacher's scores) stays up to date; the k-best step has its own stamp
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     return path
+
+
+def _kbest_arrays(paths: Sequence[np.ndarray], logp: Sequence[np.ndarray], k: int, offsets: np.ndarray,
+                  header: dict, path: Path) -> dict[str, np.ndarray]:
+    """The `kbest_paths` and `kbest_logp` arrays of one path set [k, tokens] and score set [k] per sentence."""
+    if len(paths) != len(offsets) - 1 or len(logp) != len(offsets) - 1:
+        raise ValueError(f"{len(paths)} path sets and {len(logp)} score sets for {len(offsets) - 1} sentences")
+    for i, (rows, scores) in enumerate(zip(paths, logp)):
+        n = int(offsets[i + 1] - offsets[i])
+        if np.shape(rows) != (k, n) or np.shape(scores) != (k,):
+            raise ValueError(f"sentence {i}: expected paths of shape {(k, n)} and scores of shape {(k,)}, got "
+                             f"{np.shape(rows)} and {np.shape(scores)}")
+    arrays = {"kbest_paths": (np.concatenate([np.asarray(r).T for r in paths]) if paths
+                              else np.zeros((0, k))).astype(np.int16),
+              "kbest_logp": (np.stack([np.asarray(s) for s in logp]) if logp else np.zeros((0, k))).astype(np.float32)}
+    _check_kbest(arrays["kbest_paths"], arrays["kbest_logp"], header, offsets, path)
+    return arrays
 
 
 def _check_kbest(paths: np.ndarray, logp: np.ndarray, header: dict, offsets: np.ndarray, path: Path) -> None:

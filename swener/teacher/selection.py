@@ -66,6 +66,7 @@ def select_dense(soft_dir: Path, texts: Sequence[Path], name: str, min_entities:
             raise SwenerError(f"{path}: tags differ from {sources[0]['cache']}'s; write both with one teacher")
         header = header or soft.header
         counts = entity_starts(soft)
+        with_entities = int((counts >= min_entities).sum())
         kept = skipped = 0
         for i in np.flatnonzero(counts >= min_entities):
             if sentences is not None and len(chosen_tokens) >= sentences:
@@ -81,23 +82,23 @@ def select_dense(soft_dir: Path, texts: Sequence[Path], name: str, min_entities:
             kept += 1
         pool += len(soft)
         sources.append({"text": str(text), "cache": str(path), "sentences": len(soft), "chosen": kept,
-                        "with_entities": int((counts >= min_entities).sum()), "not_round_tripping": skipped})
+                        "with_entities": with_entities, "not_round_tripping": skipped})
         log.info("%s: %d of %d cached sentences with >= %d predicted entities, %d taken", Path(text).name,
-                 int((counts >= min_entities).sum()), len(soft), min_entities, kept)
+                 with_entities, len(soft), min_entities, kept)
     if header is None or not chosen_tokens:
         raise SwenerError(f"no cached sentence of {', '.join(map(str, texts))} has {min_entities} predicted "
                           "entities; cache more text (`swener teacher soft-labels --text`) or lower --min-entities")
     out_text = soft_dir / f"{name}.txt.gz"
-    with atomic_path(out_text, suffix=".txt.gz") as tmp, gzip.open(tmp, "wt", encoding="utf-8") as handle:
-        handle.writelines(" ".join(words) + "\n" for words in chosen_tokens)
     summary = {"min_entities": min_entities, "pool_sentences": pool, "sentences": len(chosen_tokens),
                "entities_per_sentence": float(np.mean(chosen_counts)), "sources": sources}
+    kbest = None
+    if len(chosen_kbest) == len(chosen_tokens):
+        kbest = ([p for p, _ in chosen_kbest], [s for _, s in chosen_kbest], int(header["kbest"]))
     cache = softlabels.write(soft_dir / f"{transfer_cache_name(out_text)}.npz", chosen_logp, tags=header["tags"],
                              tokens=chosen_tokens, teacher_sha256=header["teacher_sha256"],
-                             corpus=f"text:{out_text.name}", split="transfer",
+                             corpus=f"text:{out_text.name}", split="transfer", kbest=kbest,
                              extra={"teacher_path": header.get("teacher_path"), "selection": summary})
-    if len(chosen_kbest) == len(chosen_tokens):
-        softlabels.add_kbest(cache, [p for p, _ in chosen_kbest], [s for _, s in chosen_kbest],
-                             int(header["kbest"]))
+    # the text last: where it exists, so does its whole cache
+    with atomic_path(out_text, suffix=".txt.gz") as tmp, gzip.open(tmp, "wt", encoding="utf-8") as handle:
+        handle.writelines(" ".join(words) + "\n" for words in chosen_tokens)
     return out_text, cache, summary
-
