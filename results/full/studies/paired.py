@@ -22,10 +22,14 @@ def setting(t: dict) -> str:
     return f"alpha {t['alpha']}, {t['kd_target']}, {transfer}"
 
 
-def rows(table: Path, family: str, source: Callable[[dict], str]) -> list[str]:
-    """Markdown rows: plain, then per (source, setting) the seeds, mean dev F1, paired difference and interval."""
+def rows(table: Path, family: str, source: Callable[[dict], str], plain_table: Path | None = None) -> list[str]:
+    """Markdown rows: plain, then per (source, setting) the seeds, mean dev F1, paired difference and interval.
+
+    `plain_table`: pair with the plain trials of another table (e.g. another budget) instead.
+    """
     trials = json.loads(table.read_text())["trials"]
-    plain = {t["seed"]: t["dev_f1"] for t in trials if t["name"].startswith("plain-")}
+    plain_trials = json.loads(plain_table.read_text())["trials"] if plain_table else trials
+    plain = {t["seed"]: t["dev_f1"] for t in plain_trials if t["name"].startswith("plain-")}
     groups: dict[tuple[str, str], dict[int, float]] = {}
     for t in trials:
         if not t["name"].startswith("plain-"):
