@@ -128,6 +128,29 @@ def test_student_kbest_term_with_the_gold_path_is_the_crf_nll(corpus, tiny_vecto
         _student("bilstm", tiny_vectors, corpus, kd_target="kbest")
 
 
+def test_lean_kbest_loss_with_one_log_z_equals_flairs_path(corpus, tiny_vectors):
+    """The lean path computes log Z once for the hard and the k-best term; Flair's path computes each apart."""
+    rng = np.random.default_rng(4)
+    student = _student("window-crf", tiny_vectors, corpus, alpha=0.3, kd_target="kbest")
+    batch = list(corpora.to_flair(corpus, 20).train)[:6]
+    for sentence in batch:
+        n = len(sentence)
+        sentence.add_metadata("teacher_logp", np.zeros((n, len(TAGS))) - math.log(len(TAGS)))
+        sentence.add_metadata("teacher_kbest", (rng.integers(0, len(TAGS), size=(3, n)), rng.normal(size=3)))
+    results = []
+    for lean in (True, False):
+        student.lean = lean
+        student.zero_grad()
+        terms = student.loss_terms(batch)
+        terms.loss(student.alpha).backward()
+        results.append((terms, [p.grad.clone() for p in student.parameters() if p.grad is not None]))
+    (lean_terms, lean_grads), (flair_terms, flair_grads) = results
+    assert float(lean_terms.hard_sum) == pytest.approx(float(flair_terms.hard_sum), rel=1e-4)
+    assert float(lean_terms.soft_sum) == pytest.approx(float(flair_terms.soft_sum), rel=1e-4)
+    assert len(lean_grads) == len(flair_grads) > 0
+    assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-5) for a, b in zip(lean_grads, flair_grads))
+
+
 def test_teacher_kbest_of_a_crf_and_a_softmax_tagger(corpus, tiny_vectors):
     sentences = [Sentence(["Anna", "bor"]), Sentence(["i", "Umeå", "nu"]), Sentence(["Hej"])]
     crf_tagger = _student("bilstm-crf", tiny_vectors, corpus)

@@ -35,6 +35,7 @@ from swener.config import (  # noqa: F401
     DEFAULT_TEMPERATURE,
     KD_TARGETS,
 )
+from swener.kd.crf_loss import log_partition as crf_log_partition, path_scores  # noqa: F401
 
 __all__ = ["STUDENT_ONLY_TAGS", "KD_TARGETS", "DEFAULT_ALPHA", "DEFAULT_TEMPERATURE", "DEFAULT_KD_TARGET",
            "DEFAULT_KBEST", "LossTerms", "temper", "kd_loss", "mixed_loss", "crf_log_partition", "path_scores",
@@ -147,39 +148,14 @@ class LossTerms:
         return hard, soft
 
 
-def crf_log_partition(emissions: torch.Tensor, lengths: torch.Tensor, transitions: torch.Tensor, start: int,
-                      stop: int) -> torch.Tensor:
-    """log Z [B] of a linear-chain CRF over emissions [B, T, K], transitions[to, from] (Flair's layout)."""
-    length = emissions.size(1)
-    mask = torch.arange(length, device=emissions.device)[None, :] < lengths.to(emissions.device)[:, None]
-    alpha = emissions[:, 0] + transitions[:, start]
-    for t in range(1, length):
-        following = torch.logsumexp(alpha.unsqueeze(1) + transitions.unsqueeze(0), dim=2) + emissions[:, t]
-        alpha = torch.where(mask[:, t:t + 1], following, alpha)
-    return torch.logsumexp(alpha + transitions[stop].unsqueeze(0), dim=1)
-
-
-def path_scores(emissions: torch.Tensor, lengths: torch.Tensor, paths: torch.Tensor, transitions: torch.Tensor,
-                start: int, stop: int) -> torch.Tensor:
-    """Scores [B, k] of tag paths [B, k, T] (padding ignored) under emissions [B, T, K] and transitions."""
-    batch, k, length = paths.shape
-    lengths = lengths.to(emissions.device)
-    mask = (torch.arange(length, device=emissions.device)[None, :] < lengths[:, None]).unsqueeze(1)
-    paths = paths.masked_fill(~mask, 0)
-    previous = torch.cat([torch.full_like(paths[:, :, :1], start), paths[:, :, :-1]], dim=2)
-    emitted = emissions.unsqueeze(1).expand(batch, k, length, emissions.size(2)).gather(3, paths.unsqueeze(3))
-    steps = emitted.squeeze(3) + transitions[paths, previous]
-    last = paths.gather(2, (lengths - 1).clamp(min=0)[:, None, None].expand(batch, k, 1)).squeeze(2)
-    return steps.masked_fill(~mask, 0.0).sum(dim=2) + transitions[stop, last]
-
-
 def kbest_nll(emissions: torch.Tensor, lengths: torch.Tensor, paths: torch.Tensor, log_weights: torch.Tensor,
-              transitions: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+              transitions: torch.Tensor, start: int, stop: int, log_z: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Weighted path NLL [B]: -sum_j w_j log p_student(path_j | x) = log Z - sum_j w_j score(path_j).
 
     `paths` [B, k, T] are the teacher's k best paths on the student's tag indices,
     `log_weights` [B, k] their log-weights (each row a log-distribution; -inf marks a missing
-    path, which adds nothing).
+    path, which adds nothing). `log_z`: the batch's `crf_log_partition`, when the caller has it
+    already (the hard CRF loss of the same emissions shares it).
     """
     if paths.dim() != 3 or paths.shape[0] != emissions.shape[0] or paths.shape[2] != emissions.shape[1]:
         raise ValueError(f"expected paths [B, k, T] for emissions {tuple(emissions.shape)}, got {tuple(paths.shape)}")
@@ -188,7 +164,9 @@ def kbest_nll(emissions: torch.Tensor, lengths: torch.Tensor, paths: torch.Tenso
     weights = torch.where(log_weights > float("-inf"), log_weights.exp(), torch.zeros_like(log_weights))
     scores = path_scores(emissions, lengths, paths, transitions, start, stop)
     weighted = torch.where(weights > 0, weights * scores, torch.zeros_like(scores)).sum(dim=1)
-    return crf_log_partition(emissions, lengths, transitions, start, stop) * weights.sum(dim=1) - weighted
+    if log_z is None:
+        log_z = crf_log_partition(emissions, lengths, transitions, start, stop)
+    return log_z * weights.sum(dim=1) - weighted
 
 
 def tag_index(

@@ -93,14 +93,17 @@ class LeanPath:
         else:
             yield
 
+    def _start_stop(self) -> tuple[int, int]:
+        """The indices of <START> and <STOP> in the tag dictionary (a CRF student's transitions)."""
+        return self.label_dictionary.get_idx_for_item("<START>"), self.label_dictionary.get_idx_for_item("<STOP>")
+
     def _decode(self, emissions: torch.Tensor, lengths: torch.LongTensor) -> tuple[np.ndarray, np.ndarray]:
         """Tag ids and confidences [B, T] as Flair's decoders give them (Viterbi under a CRF, else softmax)."""
         emissions = emissions.detach().float().cpu()
         if self.use_crf:
             tags, scores = decoding.viterbi(emissions.numpy(), lengths.tolist(),
                                             self.crf.transitions.detach().float().cpu().numpy(),
-                                            self.label_dictionary.get_idx_for_item("<START>"),
-                                            self.label_dictionary.get_idx_for_item("<STOP>"))
+                                            *self._start_stop())
             return tags, torch.softmax(torch.from_numpy(scores), dim=2).max(dim=2).values.numpy()
         confidences, tags = torch.softmax(emissions, dim=-1).max(dim=-1)  # torch's softmax, as Flair's
         return tags.numpy(), confidences.numpy()

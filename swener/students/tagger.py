@@ -184,8 +184,11 @@ class StudentTagger(LeanPath, SequenceTagger):
         sentence_tensor, lengths = self._prepare_tensors(sentences)
         emissions = self.emissions(sentence_tensor, lengths)
         scores = None
+        log_z = None  # the lean CRF's log Z, computed once for the hard and the k-best term
         if self.uses_lean_path:
-            hard = self._lean_hard_loss(sentences, emissions, lengths, gold)
+            if self.use_crf:
+                log_z = crf_loss.log_partition(emissions, lengths, self.crf.transitions, *self._start_stop())
+            hard = self._lean_hard_loss(sentences, emissions, lengths, gold, log_z)
         else:
             scores = self._scores(emissions, lengths)
             hard = self._hard_loss(sentences, scores, gold, lengths)
@@ -193,7 +196,7 @@ class StudentTagger(LeanPath, SequenceTagger):
         if not soft:
             return kd.LossTerms(hard, hard_tokens, None, 0, len(gold))
         if self.kd_target == "kbest":
-            soft_sum, soft_tokens = self._kbest_term(sentences, emissions, lengths)
+            soft_sum, soft_tokens = self._kbest_term(sentences, emissions, lengths, log_z)
         else:
             if scores is None and self.use_crf and self.kd_target == "marginals":
                 scores = self._scores(emissions, lengths)
@@ -207,8 +210,8 @@ class StudentTagger(LeanPath, SequenceTagger):
         """Each sentence's hard weight (1 unless a transfer sentence's 0 is attached)."""
         return [float(s.get_metadata(HARD_WEIGHT_KEY)) if s.has_metadata(HARD_WEIGHT_KEY) else 1.0 for s in sentences]
 
-    def _kbest_term(self, sentences: list[Sentence], emissions: torch.Tensor, lengths: torch.LongTensor
-                    ) -> tuple[torch.Tensor, int]:
+    def _kbest_term(self, sentences: list[Sentence], emissions: torch.Tensor, lengths: torch.LongTensor,
+                    log_z: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         """The summed weighted NLL of the teacher's k best paths, and the tokens of the sentences that have them."""
         if self.teacher_tags is None:
             raise ValueError("a KD student (alpha > 0) needs teacher_tags: attach soft labels first")
@@ -230,22 +233,20 @@ class StudentTagger(LeanPath, SequenceTagger):
             logp = torch.as_tensor(np.asarray(row[1], dtype=np.float32))
             log_weights[i, :len(logp)] = torch.log_softmax(logp, dim=0)  # renormalised over the kept paths
             tokens += len(sentences[i])
-        start = self.label_dictionary.get_idx_for_item("<START>")
-        stop = self.label_dictionary.get_idx_for_item("<STOP>")
         nll = kd.kbest_nll(emissions, lengths, paths.to(emissions.device), log_weights.to(emissions.device),
-                           self.crf.transitions, start, stop)
+                           self.crf.transitions, *self._start_stop(), log_z=log_z)
         return nll.sum(), tokens
 
     def _lean_hard_loss(self, sentences: list[Sentence], emissions: torch.Tensor, lengths: torch.LongTensor,
-                        gold: torch.Tensor) -> torch.Tensor:
-        """Flair's summed loss on gold labels (CRF: `crf_loss.crf_nll`), sentences weighted by their hard weight."""
+                        gold: torch.Tensor, log_z: torch.Tensor | None = None) -> torch.Tensor:
+        """Flair's summed loss on gold labels (CRF: `crf_loss.crf_nll`, given its `log_z` if computed), sentences
+        weighted by their hard weight."""
         weights = self._hard_weights(sentences)
         mask = torch.arange(emissions.size(1), device=emissions.device)[None, :] < lengths.to(emissions.device)[:, None]
         if self.use_crf:
             tags = crf_loss.pad_tags(gold, lengths, emissions.size(1))
-            per_sentence = crf_loss.crf_nll(emissions, lengths, tags, self.crf.transitions,
-                                            self.label_dictionary.get_idx_for_item("<START>"),
-                                            self.label_dictionary.get_idx_for_item("<STOP>"))
+            per_sentence = crf_loss.crf_nll(emissions, lengths, tags, self.crf.transitions, *self._start_stop(),
+                                            log_z=log_z)
             if all(w == 1.0 for w in weights):
                 return per_sentence.sum()
             return (per_sentence * torch.tensor(weights, device=per_sentence.device)).sum()
@@ -263,8 +264,7 @@ class StudentTagger(LeanPath, SequenceTagger):
         weight = torch.tensor(weights)
         if self.use_crf:
             features, _, transitions = scores
-            start = self.label_dictionary.get_idx_for_item("<START>")
-            stop = self.label_dictionary.get_idx_for_item("<STOP>")
+            start, stop = self._start_stop()
             tags = torch.full(features.shape[:2], stop, dtype=torch.long)
             for i, chunk in enumerate(torch.split(gold, lengths.tolist())):
                 tags[i, :len(chunk)] = chunk
