@@ -56,6 +56,9 @@ def family_name(encoder: str, head: str) -> str:
 
 
 FAMILIES: dict[str, tuple[str, str]] = {family_name(e, h): (e, h) for e in ENCODERS for h in HEADS}
+# encoder options a new student gets unless --encoder-option says otherwise (a saved model keeps its own):
+# without residual connections the ID-CNN died on 2 of 5 seeds (dev F1 0.0; README, "ID-CNN-CRF seeds 4 and 5")
+ENCODER_OPTIONS: dict[str, dict] = {"idcnn": {"residual": True}}
 QUICK_FAMILIES: tuple[str, ...] = ("bilstm-crf", "bilstm")  # QUICK=1: a miniature of the full run
 STUDENT_EPOCHS = 10  # undertrained: dev BiLSTM-CRF 0.700 at 10, 0.720 at 13; BiLSTM 0.699 at 10, 0.725 at 20 (README)
 QUICK_STUDENT_EPOCHS = 3

@@ -156,4 +156,17 @@ def test_residual_idcnn_adds_each_convolutions_input_and_round_trips(data, tiny_
     student.save(tmp_path / "residual.pt")
     loaded = flair.nn.Classifier.load(tmp_path / "residual.pt")
     assert loaded.encoder_net.residual and loaded.encoder_net.options()["residual"] is True
-    assert _student("idcnn", tiny_vectors, corpus).encoder_net.residual is False  # the default: the final run's
+    assert _student("idcnn", tiny_vectors, corpus).encoder_net.residual is False  # a saved model without the option
+
+
+def test_new_idcnn_students_are_residual_unless_told_otherwise(tiny_vectors, tmp_path):
+    """config.ENCODER_OPTIONS gives a new ID-CNN residual connections; results.json and the model say so."""
+    from swener.students.run import StudentSettings, train_student
+
+    for options, residual in ((None, True), ({"residual": False}, False)):
+        settings = StudentSettings(family="idcnn", alpha=0.0, epochs=1, hidden_size=8, max_sentences=12, threads=1,
+                                   encoder_options=options)
+        out = tmp_path / f"run-{residual}"
+        results = train_student(settings, "webbnyheter2012", tiny_vectors, None, out, eval_corpora=())
+        assert results["settings"]["encoder_options"]["residual"] is residual
+        assert flair.nn.Classifier.load(out / "best-model.pt").encoder_net.residual is residual

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -152,6 +152,9 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
             and config.FAMILIES.get(settings.family, ("", ""))[1] != "crf":
         raise SwenerError(f"--kd-target {settings.kd_target} needs a CRF student (a family ending in -crf), "
                           f"not {settings.family}")
+    encoder_options = {**config.ENCODER_OPTIONS.get(config.FAMILIES.get(settings.family, ("", ""))[0], {}),
+                       **(settings.encoder_options or {})}
+    settings = replace(settings, encoder_options=encoder_options or None)  # results.json names the options used
     if settings.encoder_options:
         from swener.students import encoders
 
@@ -219,7 +222,8 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         save_atomic(tagger, best)
         results["cost"]["size_bytes"] = best.stat().st_size
         if results["scores"].get(f"{corpus_name}/dev", {}).get("micro_f1", 1.0) == 0.0:
-            hint = " or --encoder-option residual=true" if config.FAMILIES[settings.family][0] == "idcnn" else ""
+            hint = (" or --encoder-option residual=true" if config.FAMILIES[settings.family][0] == "idcnn"
+                    and not settings.encoder_options.get("residual") else "")
             log.warning("%s: dev F1 0.0 after every epoch: this run did not train (it predicts no entity); "
                         "try another seed or learning rate%s", settings.family, hint)
         StudentResults.from_dict(results, partial / RESULTS_FILE).write(partial / RESULTS_FILE)
