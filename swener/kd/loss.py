@@ -35,7 +35,8 @@ from swener.config import (  # noqa: F401
     DEFAULT_TEMPERATURE,
     KD_TARGETS,
 )
-from swener.kd.crf_loss import log_partition as crf_log_partition, path_scores  # noqa: F401
+from swener.kd.crf_loss import log_partition as crf_log_partition  # noqa: F401
+from swener.kd.crf_loss import path_scores  # noqa: F401
 
 __all__ = ["STUDENT_ONLY_TAGS", "KD_TARGETS", "DEFAULT_ALPHA", "DEFAULT_TEMPERATURE", "DEFAULT_KD_TARGET",
            "DEFAULT_KBEST", "LossTerms", "temper", "kd_loss", "mixed_loss", "crf_log_partition", "path_scores",
