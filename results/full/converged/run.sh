@@ -3,7 +3,8 @@
 # (recipes/default.json), students trained 20 epochs instead of 10 (the budget study: 10 undertrain them),
 # the length-bucketed teacher (reproducible on this machine kind), ID-CNNs with residual connections
 # (config.ENCODER_OPTIONS), 5 seeds. The six cheaper families first, seed by seed, then the two ID-CNNs.
-# Each finished run's results.json is copied under results/full/runs/ (models/ may not survive).
+# Each finished run's results.json is copied under results/full/runs/ (models/ may not survive); the
+# report is then rebuilt from those copies (report.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 VARS=(STUDENT_EPOCHS=20 TEACHER_BUCKETS=1)
@@ -19,3 +20,4 @@ for families in "bilstm-crf bilstm cnn-crf cnn window-crf window" "idcnn-crf idc
     keep
   done
 done
+bash results/full/converged/report.sh
