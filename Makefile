@@ -22,7 +22,6 @@ BACKBONE ?= e5-small
 TEACHER_FREEZE ?= 1
 TEACHER_EPOCHS ?= 1
 TEACHER_LR ?= 2e-4
-TEACHER_BUCKETS ?= 1
 TEACHER_DIAGNOSTICS ?= 0
 STUDENT_EPOCHS ?= 3
 SEEDS ?= 1
@@ -35,10 +34,10 @@ MAX_SENTENCES ?= all
 # at most 10 epochs (about 9 min each on 2 quiet cores), stopped when dev F1 has not improved for
 # TEACHER_PATIENCE epochs; the best epoch on dev is kept
 TEACHER_EPOCHS ?= 10
-# 10 epochs: on dev, the BiLSTM-CRF reached 0.700 at epoch 10 and at best 0.720 (epoch 13) in 15.
-STUDENT_EPOCHS ?= 10
-# 3 seeds keep the full run near 3 hours on 2 cores; SEEDS="1 2 3 4 5" for tighter intervals.
-SEEDS ?= 1 2 3
+# The headline run (results/REPORT.md): 20 student epochs (10 undertrained every family: the budget
+# study in docs/notebook/), 5 seeds, about 49 minutes of student training a seed on 2 quiet cores.
+STUDENT_EPOCHS ?= 20
+SEEDS ?= 1 2 3 4 5
 OOV_SEEDS ?= 1 2 3
 endif
 OOV_SEEDS ?= $(SEEDS)
@@ -52,8 +51,8 @@ TEACHER_BATCH ?= 16
 TEACHER_PATIENCE ?= 2
 TEACHER_DECODING ?= bioes
 TEACHER_FREEZE ?= 0
-# TEACHER_BUCKETS=1: length-bucketed training batches (QUICK=1 does); 0: random ones (the final run's)
-TEACHER_BUCKETS ?= 0
+# TEACHER_BUCKETS=1: length-bucketed training batches (the headline run's teacher); 0: random ones
+TEACHER_BUCKETS ?= 1
 # TEACHER_DIAGNOSTICS=0: `swener teacher evaluate` skips the invalid-transition count and the
 # decoding comparison on dev (QUICK=1 does: about 2 minutes)
 TEACHER_DIAGNOSTICS ?= 1
@@ -204,7 +203,14 @@ embeddings: $(EMB_DIR)/manifest.json
 # the full run: every family of the encoder registry (swener/config.py; QUICK=1 sets its two above)
 FAMILIES ?= $(shell $(RECIPE_PY) -I $(ROOT)swener/config.py families)
 STUDENT_LR ?= 0.1
-STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR)-n$(MAX_SENTENCES)
+# STUDENT_INPUTS: `swener train` options of the students' inputs besides the fastText vector (--chars,
+# --char-dim N, --char-filters N, --subwords BACKBONE_DIR, --subword-dim D, --subword-pooling first,
+# --subword-trainable); empty (the default): fastText only, and the paths stay as they were. When set, the
+# settings folder carries them: e.g. STUDENT_INPUTS="--chars --subwords embeddings/e5-small-sv --subword-dim 100"
+# adds -in-chars-subwords-e5-small-sv-subword-dim-100.
+STUDENT_INPUTS ?=
+inputs_name = $(subst $() ,-,$(strip $(foreach w,$(1),$(notdir $(patsubst --%,%,$(w))))))
+STUDENT_SET := $(CORPUS)-$(notdir $(EMB_DIR))-ep$(STUDENT_EPOCHS)-lr$(STUDENT_LR)-n$(MAX_SENTENCES)$(if $(strip $(STUDENT_INPUTS)),-in-$(call inputs_name,$(STUDENT_INPUTS)))
 # The KD recipe: for each family its alpha (START:END anneals it over the epochs), T, KD target
 # (marginals|emissions|kbest) and transfer set, from RECIPE (a JSON file, see recipes/default.json
 # and `swener recipe`). ALPHA, TEMPERATURE, KD_TARGET, TRANSFER_TEXT and TRANSFER_SENTENCES given
@@ -235,7 +241,7 @@ kd_set = $(STUDENT_SET)-a$(subst :,to,$(call kd_alpha,$(1)))-T$(call kd_temperat
 plain_result = models/$(1)/plain/$(STUDENT_SET)/seed-$(2)/results.json
 kd_result = models/$(1)/kd/$(call kd_set,$(1))/seed-$(2)/results.json
 STUDENT_THREADS ?= 2
-STUDENT_OPTS = --threads $(STUDENT_THREADS) --corpus $(CORPUS) --embeddings $(EMB_DIR) --epochs $(STUDENT_EPOCHS) --lr $(STUDENT_LR) $(MAXS_OPT)
+STUDENT_OPTS = --threads $(STUDENT_THREADS) --corpus $(CORPUS) --embeddings $(EMB_DIR) --epochs $(STUDENT_EPOCHS) --lr $(STUDENT_LR) $(MAXS_OPT) --profile $(PROFILE) $(STUDENT_INPUTS)
 
 # one cache rule per transfer text the families use, and one for its k best paths (kbest families)
 transfer_kbest_stamp = $(SOFT_DIR)/transfer-$(call transfer_name,$(1)).kbest$(or $(KBEST_K),-default).done
@@ -301,7 +307,7 @@ sweep: $(EMB_DIR)/manifest.json $(SWEEP_SOFT)/train.npz | $(BIN)/swener
 # (transfer/: the transfer-set study, kept apart from the tables the recipe is chosen from)
 .PHONY: studies
 studies: | $(BIN)/swener
-	$(BIN)/swener study $(wildcard results/$(PROFILE)/sweeps/*.json results/$(PROFILE)/sweeps/transfer/*.json) \
+	$(BIN)/swener study sweeps $(wildcard results/$(PROFILE)/sweeps/*.json results/$(PROFILE)/sweeps/transfer/*.json) \
 		--out results/$(PROFILE)/studies
 
 # ----- embeddings study: subword vs zero vectors for OOV words (plain BiLSTM-CRF, OOV_SEEDS seeds) -----
@@ -340,8 +346,17 @@ bench-soft-labels: $(TEACHER)
 
 $(REPORT_DIR)/REPORT.md: $(STUDENT_RESULTS) $(TEACHER_JSON)
 	$(BIN)/swener report --profile $(PROFILE) --teacher $(TEACHER_JSON) --out $(@D) \
+		--via "make $(or $(filter experiment report,$(MAKECMDGOALS)),report)$(if $(filter quick,$(PROFILE)), QUICK=1)" \
 		$(foreach r,$(STUDENT_RESULTS),--result $(r))
 	mkdir -p $(LATEST_DIR) && cp $(@D)/REPORT.md $(@D)/results.json $(@D)/*.png $(LATEST_DIR)/
+
+# results/REPORT.md rebuilt from the committed copies of its runs' results.json (results/runs/: the
+# converged run, 80 runs) and its teacher's scores, without models/: e.g. after a change to the report code.
+COMMITTED_RUNS = $(sort $(wildcard results/runs/models/*/*/*/seed-*/results.json))
+.PHONY: report-committed
+report-committed: | $(BIN)/swener
+	$(BIN)/swener report --profile full --teacher results/runs/teacher.json --out results --via "make report-committed" \
+		$(foreach r,$(COMMITTED_RUNS),--result $(r))
 
 .PHONY: experiment report
 report: $(REPORT_DIR)/REPORT.md
@@ -387,14 +402,24 @@ tune: $(EMB_DIR)/manifest.json $(SOFT_DIR)/train.npz | $(BIN)/swener
 		--root models/tune/$(TEACHER_ID)/$(STUDENT_SET) --table results/$(PROFILE)/tune/$(TUNE_FAMILY).json \
 		--out $(TUNE_RECIPE) $(TUNE_OPTS)
 
-# ----- speed of `swener tag` on ~1 MB of Swedish text: tokens/s after start-up, start-up, peak memory -----
+# ----- speed of `swener tag` (issue 38), in one run: model-only tokens/s per precision (torch float32/bf16/
+# int8, ONNX float32/int8), the int8 dev check (precision.json in each export), then `swener tag` end to end
+# on 1 MB and 30 MB of regeringen text (repeated) with the code of BENCH_BASE_COMMIT (a git worktree in
+# BENCH_BASE) and the new code: tokens/s, start-up, peak RSS of the process tree, identical output.
+# Writes results/$(PROFILE)/bench-tag.json and prints a markdown table. About 15 minutes on 2 quiet cores.
 BENCH_MODEL ?= bilstm-crf
+BENCH_MODELS ?= bilstm-crf cnn-crf
 BENCH_TEXT ?= $(or $(SWENER_DATA),../shared/data)/text/regeringen.txt.gz
+BENCH_BASE_COMMIT ?= 961842a
+BENCH_BASE ?= build/base-$(BENCH_BASE_COMMIT)
 
 .PHONY: bench-tag bench-tag-onnx
 bench-tag: | $(BIN)/swener
 	@mkdir -p results/$(PROFILE)
-	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench_tag $(BENCH_MODEL) --text $(BENCH_TEXT) --json results/$(PROFILE)/bench-tag.json
+	@test -d $(BENCH_BASE) || git worktree add --detach $(BENCH_BASE) $(BENCH_BASE_COMMIT)
+	for m in $(BENCH_MODELS); do $(BIN)/swener export $$m || exit 1; done
+	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench_tag compare $(BENCH_MODELS) --base $(BENCH_BASE) \
+		--text $(BENCH_TEXT) --json results/$(PROFILE)/bench-tag.json
 
 # the same with the exported student (ONNX Runtime, no torch or Flair): `swener export` first
 bench-tag-onnx: | $(BIN)/swener
@@ -415,3 +440,158 @@ bench: | $(BIN)/swener
 	@mkdir -p $(dir $(BENCH_JSON))
 	SWENER_LAZY=1 $(BIN)/python -m swener.serve.bench --corpus $(CORPUS) --repeats $(BENCH_REPEATS) --out $(BENCH_JSON)
 	$(MAKE) bench-tag bench-tag-onnx
+
+# ----- the gold curve (issue 36): where distillation pays, against the number of gold train sentences -----
+# `make gold-curve`: per gold size N of GOLD_SIZES (all: the whole train split) a teacher fine-tuned on the first
+# N sentences of one fixed shuffle of train only (`--gold N`: nested subsets, dev and tests unchanged; epochs and
+# patience scaled up to GOLD_TEACHER_MIN_UPDATES updates; at all the headline TEACHER), its caches of the N gold
+# sentences, dev and the held-back pool (the other train sentences as tokens only, `swener corpus held-back`; k-best
+# paths for kbest families), then per family of GOLD_FAMILIES and seed of GOLD_SEEDS a plain and a KD student at
+# equal updates: both `--updates GOLD_UPDATES` (plain at N makes as many updates as KD on N gold + the pool drawn
+# at GOLD_TRANSFER_RATIO pool sentences per gold sentence an epoch; at 250 plain runs ~485 epochs, KD ~40). KD takes
+# the recipe's alpha, T and target per family (RECIPE), with the pool instead of the recipe's transfer set. At
+# GOLD_OOD_SIZES also KD with GOLD_OOD_TEXT (as many sentences as the pool; at all the cache's TRANSFER_MAX) to tell
+# domain from size; at GOLD_UPPER_SIZES KD from the all-gold teacher (an upper bound; at all it is the main arm).
+# The table and plot: GOLD_OUT (`swener gold-curve report`). GOLD_TEACHER_BF16=1: the N-teachers in bf16 autocast
+# (decide with `make bench-teacher-bf16`).
+GOLD_SIZES ?= 250 500 1000 2000 4000 all
+GOLD_SEEDS ?= 1 2 3 4 5
+GOLD_FAMILIES ?= bilstm-crf cnn-crf
+GOLD_TEACHER_MIN_UPDATES ?= 2000
+GOLD_TEACHER_BF16 ?= 0
+GOLD_UPDATES ?= 3880
+GOLD_TRANSFER_RATIO ?= 11
+GOLD_OOD_TEXT ?= $(or $(SWENER_DATA),../shared/data)/text/almedalen.txt.gz
+GOLD_OOD_SIZES ?= 500 all
+GOLD_UPPER_SIZES ?= 500 all
+GOLD_OUT ?= results/$(if $(filter quick,$(PROFILE)),quick/)gold-curve
+# bootstrap draws per effect: a bootstrap's smallest p is 2/(draws + 1), and Holm multiplies it by up to the number
+# of comparisons (about 50 at the defaults), so 2,000 draws could never give a verdict here
+GOLD_BOOTSTRAP ?= 10000
+
+# the recipe's words of gold families that FAMILIES does not have, read (and checked) only when a goal names the
+# gold curve, so that a recipe without the gold families serves every other target
+GOLD_ASKED := $(findstring gold,$(MAKECMDGOALS))
+$(if $(GOLD_ASKED),$(foreach f,$(filter-out $(FAMILIES),$(GOLD_FAMILIES)),$(eval RECIPE.$(f) := $(shell $(RECIPE_PY) -I $(ROOT)swener/config.py $(RECIPE) $(f)))))
+$(if $(GOLD_ASKED),$(foreach f,$(GOLD_FAMILIES),$(if $(word 5,$(RECIPE.$(f))),,$(error $(RECIPE): no usable recipe for $(f) (see the line above)))))
+# the comparisons only at sizes of the study; gold sizes below all
+GOLD_OOD := $(filter $(GOLD_SIZES),$(GOLD_OOD_SIZES))
+GOLD_UPPER := $(filter-out all,$(filter $(GOLD_SIZES),$(GOLD_UPPER_SIZES)))
+# the teacher of gold size $(1) (all: the headline teacher), its model, and the caches of teacher $(1) on gold subset $(2)
+gold_teacher_id = $(if $(filter all,$(1)),$(TEACHER_ID),$(TEACHER_ID)-gold$(1)-u$(GOLD_TEACHER_MIN_UPDATES)$(if $(filter 1,$(GOLD_TEACHER_BF16)),-bf16))
+gold_teacher = models/teacher/$(call gold_teacher_id,$(1))/best-model.pt
+gold_soft = softlabels/$(call gold_teacher_id,$(1))$(if $(filter all,$(2)),,/gold$(2))
+gold_pool = corpora/heldback/$(CORPUS)-gold$(1).tokens
+gold_pool_cache = $(call gold_soft,$(1),$(2))/transfer-$(call transfer_name,$(call gold_pool,$(2))).npz
+gold_ood_cache = $(call gold_soft,$(1),$(1))/transfer-$(call transfer_name,$(GOLD_OOD_TEXT)).npz
+gold_kbest = $(if $(filter kbest,$(call kd_target,$(1))),$(2))
+# targets the sections above already make (the headline teacher's caches at all)
+GOLD_MADE := $(TEACHER) $(TEACHER_JSON) $(SOFT_DIR)/train.npz $(KBEST_STAMP) \
+	$(foreach t,$(sort $(foreach f,$(FAMILIES),$(call kd_text,$(f)))),$(SOFT_DIR)/transfer-$(call transfer_name,$(t)).npz $(call transfer_kbest_stamp,$(t)))
+gold_new = $(filter-out $(GOLD_MADE),$(1))
+GOLD_SMALL := $(filter-out all,$(GOLD_SIZES))
+
+define gold_teacher_rules
+$(call gold_teacher,$(1)): | $(TEACHER_DEPS)
+	$(TEACHER_TRAIN) --gold $(1) --min-updates $(GOLD_TEACHER_MIN_UPDATES) $(if $(filter 1,$(GOLD_TEACHER_BF16)),--bf16) --out $$(@D)
+
+$(dir $(call gold_teacher,$(1)))teacher.json: $(call gold_teacher,$(1))
+	$(BIN)/swener teacher evaluate --teacher $$< --corpus $(CORPUS) --no-diagnostics $(MAXS_OPT) --out $$@
+
+$(call gold_pool,$(1)): | $(BIN)/swener
+	$(BIN)/swener corpus held-back --corpus $(CORPUS) --gold $(1) --out $$@
+endef
+$(foreach n,$(GOLD_SMALL),$(eval $(call gold_teacher_rules,$(n))))
+
+# caches of teacher $(1) (a gold size or all) on gold subset $(2) (not all): the N gold sentences and dev, the pool
+define gold_cache_rules
+$(call gold_soft,$(1),$(2))/train.npz: $(call gold_teacher,$(1))
+	$(BIN)/swener teacher soft-labels --teacher $$< --corpus $(CORPUS) --split train --split dev --gold $(2) \
+		$(MAXS_OPT) --out $$(@D)
+
+$(call gold_pool_cache,$(1),$(2)): $(call gold_teacher,$(1)) $(call gold_pool,$(2))
+	$(BIN)/swener teacher soft-labels --teacher $$< --corpus $(CORPUS) --text $(call gold_pool,$(2)) --out $$(@D)
+
+$(call gold_soft,$(1),$(2))/kbest$(or $(KBEST_K),-default).done: $(call gold_soft,$(1),$(2))/train.npz $(call gold_pool_cache,$(1),$(2))
+	$(BIN)/swener teacher kbest --teacher $(call gold_teacher,$(1)) --corpus $(CORPUS) --soft-labels $$(@D) \
+		--split train --text $(call gold_pool,$(2)) --gold $(2) $(if $(KBEST_K),--k $(KBEST_K))
+	touch $$@
+endef
+$(foreach n,$(GOLD_SMALL),$(eval $(call gold_cache_rules,$(n),$(n))))
+$(foreach n,$(GOLD_UPPER),$(eval $(call gold_cache_rules,all,$(n))))
+
+# the out-of-domain text's cache (and k-best paths) by teacher $(1)
+define gold_ood_rules
+$(call gold_new,$(call gold_ood_cache,$(1))): $(call gold_teacher,$(1))
+	$(BIN)/swener teacher soft-labels --teacher $$< --corpus $(CORPUS) --text $(GOLD_OOD_TEXT) \
+		--max-sentences $(TRANSFER_MAX) --out $$(@D)
+
+$(call gold_new,$(basename $(call gold_ood_cache,$(1))).kbest$(or $(KBEST_K),-default).done): $(call gold_ood_cache,$(1))
+	$(BIN)/swener teacher kbest --teacher $(call gold_teacher,$(1)) --corpus $(CORPUS) --soft-labels $$(@D) \
+		--text $(GOLD_OOD_TEXT) $(if $(KBEST_K),--k $(KBEST_K))
+	touch $$@
+endef
+$(foreach n,$(GOLD_OOD),$(if $(call gold_new,$(call gold_ood_cache,$(n))),$(eval $(call gold_ood_rules,$(n)))))
+
+# students: family $(1), gold size $(2); KD from teacher $(3) with transfer arm $(4) (pool, ood or none)
+GOLD_SET = $(CORPUS)-$(notdir $(EMB_DIR))-u$(GOLD_UPDATES)-lr$(STUDENT_LR)-n$(MAX_SENTENCES)-gold
+GOLD_STUDENT_OPTS = --threads $(STUDENT_THREADS) --corpus $(CORPUS) --embeddings $(EMB_DIR) --updates $(GOLD_UPDATES) \
+	--lr $(STUDENT_LR) --transfer-ratio $(GOLD_TRANSFER_RATIO) $(MAXS_OPT) --profile $(PROFILE)
+gold_plain_result = models/$(1)/plain/$(GOLD_SET)$(2)/seed-$(3)/results.json
+gold_arm_name = $(if $(filter pool,$(1)),-trpool-r$(GOLD_TRANSFER_RATIO),$(if $(filter ood,$(1)),-tr$(call transfer_name,$(GOLD_OOD_TEXT))-r$(GOLD_TRANSFER_RATIO)))
+gold_kd_set = $(GOLD_SET)$(2)-a$(subst :,to,$(call kd_alpha,$(1)))-T$(call kd_temperature,$(1))-$(call kd_target,$(1))-$(subst /,-,$(call gold_teacher_id,$(3)))$(call gold_arm_name,$(4))
+gold_kd_result = models/$(1)/kd/$(call gold_kd_set,$(1),$(2),$(3),$(4))/seed-$(5)/results.json
+gold_cache_dir = $(if $(filter all,$(2)),$(if $(filter all,$(1)),$(SOFT_DIR),$(call gold_soft,$(1),$(1))),$(call gold_soft,$(1),$(2)))
+gold_kd_deps = $(call gold_cache_dir,$(2),$(3))/train.npz \
+	$(if $(filter pool,$(4)),$(call gold_pool_cache,$(2),$(3)) $(call gold_kbest,$(1),$(call gold_soft,$(2),$(3))/kbest$(or $(KBEST_K),-default).done)) \
+	$(if $(filter ood,$(4)),$(call gold_ood_cache,$(2)) $(call gold_kbest,$(1),$(basename $(call gold_ood_cache,$(2))).kbest$(or $(KBEST_K),-default).done)) \
+	$(if $(filter none,$(4)),$(call gold_kbest,$(1),$(if $(filter all,$(2)),$(KBEST_STAMP))))
+gold_transfer_opts = $(if $(filter pool,$(3)),--transfer $(call gold_pool,$(2)))$(if $(filter ood,$(3)),--transfer $(GOLD_OOD_TEXT) \
+	$(if $(filter all,$(2)),,--transfer-sentences $$$$(grep -c '^$$$$' $(call gold_pool,$(2)))))
+
+define gold_plain_rule
+$(call gold_plain_result,$(1),$(2),$(3)): $(EMB_DIR)/manifest.json | $(BIN)/swener
+	$(BIN)/swener train --family $(1) --alpha 0 --gold $(2) --seed $(3) $(GOLD_STUDENT_OPTS) --out $$(@D)
+endef
+# family $(1), gold size $(2), teacher $(3), arm $(4), seed $(5)
+define gold_kd_rule
+$(call gold_kd_result,$(1),$(2),$(3),$(4),$(5)): $(EMB_DIR)/manifest.json $(call gold_kd_deps,$(1),$(3),$(2),$(4)) \
+		$(if $(filter ood,$(4)),$(if $(filter all,$(2)),,$(call gold_pool,$(2)))) | $(BIN)/swener
+	$(BIN)/swener train --family $(1) --alpha $(call kd_alpha,$(1)) --temperature $(call kd_temperature,$(1)) \
+		--kd-target $(call kd_target,$(1)) --soft-labels $(call gold_cache_dir,$(3),$(2)) \
+		$(call gold_transfer_opts,$(1),$(2),$(4)) --gold $(2) --seed $(5) $(GOLD_STUDENT_OPTS) --out $$(@D)
+endef
+gold_main_arm = $(if $(filter all,$(1)),none,pool)
+GOLD_KD_CELLS := $(foreach n,$(GOLD_SIZES),$(n):$(n):$(call gold_main_arm,$(n))) \
+	$(foreach n,$(GOLD_OOD),$(n):$(n):ood) $(foreach n,$(GOLD_UPPER),$(n):all:pool)
+gold_cell = $(word $(2),$(subst :, ,$(1)))
+$(foreach f,$(GOLD_FAMILIES),$(foreach s,$(GOLD_SEEDS),$(foreach n,$(GOLD_SIZES),$(eval $(call gold_plain_rule,$(f),$(n),$(s))))))
+$(foreach f,$(GOLD_FAMILIES),$(foreach s,$(GOLD_SEEDS),$(foreach c,$(sort $(GOLD_KD_CELLS)),\
+	$(eval $(call gold_kd_rule,$(f),$(call gold_cell,$(c),1),$(call gold_cell,$(c),2),$(call gold_cell,$(c),3),$(s))))))
+
+GOLD_RESULTS := $(foreach f,$(GOLD_FAMILIES),$(foreach s,$(GOLD_SEEDS),\
+	$(foreach n,$(GOLD_SIZES),$(call gold_plain_result,$(f),$(n),$(s))) \
+	$(foreach c,$(sort $(GOLD_KD_CELLS)),$(call gold_kd_result,$(f),$(call gold_cell,$(c),1),$(call gold_cell,$(c),2),$(call gold_cell,$(c),3),$(s)))))
+GOLD_TEACHERS := $(GOLD_SIZES)
+gold_teacher_json = $(dir $(call gold_teacher,$(1)))teacher.json
+
+$(GOLD_OUT)/GOLD_CURVE.md: $(GOLD_RESULTS) $(foreach n,$(GOLD_TEACHERS),$(call gold_teacher_json,$(n)))
+	$(BIN)/swener gold-curve report --samples $(GOLD_BOOTSTRAP) --via "make gold-curve$(if $(filter quick,$(PROFILE)), QUICK=1)" \
+		$(foreach n,$(GOLD_TEACHERS),--teacher $(n)=$(call gold_teacher_json,$(n))) $(foreach r,$(GOLD_RESULTS),--result $(r)) \
+		--out $(@D)
+
+.PHONY: gold-curve gold-teachers bench-teacher-bf16
+gold-curve: $(GOLD_OUT)/GOLD_CURVE.md
+# the teachers and their scores alone (the longest part; `make -j1 gold-teachers` first, then `make gold-curve`)
+gold-teachers: $(foreach n,$(GOLD_TEACHERS),$(call gold_teacher_json,$(n)))
+
+# The teacher's fine-tuning, float32 then bf16 autocast in one process: seconds per epoch (training only) and dev F1
+# after BENCH_TEACHER_EPOCHS epochs on BENCH_TEACHER_GOLD gold sentences. Run it on quiet cores.
+BENCH_TEACHER_EPOCHS ?= 1
+BENCH_TEACHER_GOLD ?= all
+bench-teacher-bf16: | $(TEACHER_DEPS)
+	mkdir -p results/$(PROFILE)
+	$(BIN)/swener teacher bench-train --corpus $(CORPUS) --backbone $(BACKBONE) --gold $(BENCH_TEACHER_GOLD) \
+		--epochs $(BENCH_TEACHER_EPOCHS) --lr $(TEACHER_LR) --batch-size $(TEACHER_BATCH) $(MAXS_OPT) \
+		$(if $(filter 1,$(TEACHER_FREEZE)),--freeze-word-embeddings,--train-word-embeddings) \
+		--out results/$(PROFILE)/teacher-bf16-bench.json

@@ -60,18 +60,26 @@ FAMILIES: dict[str, tuple[str, str]] = {family_name(e, h): (e, h) for e in ENCOD
 # without residual connections the ID-CNN died on 2 of 5 seeds (dev F1 0.0; README, "ID-CNN-CRF seeds 4 and 5")
 ENCODER_OPTIONS: dict[str, dict] = {"idcnn": {"residual": True}}
 QUICK_FAMILIES: tuple[str, ...] = ("bilstm-crf", "bilstm")  # QUICK=1: a miniature of the full run
-STUDENT_EPOCHS = 10  # undertrained: dev BiLSTM-CRF 0.700 at 10, 0.720 at 13; BiLSTM 0.699 at 10, 0.725 at 20 (README)
+STUDENT_EPOCHS = 20  # the headline run; 10 undertrained every family (docs/notebook: the budget study)
+RECIPE_SCREEN_EPOCHS = 10  # the epochs at which the KD recipe (recipes/default.json) was chosen on dev
 QUICK_STUDENT_EPOCHS = 3
 STUDENT_LR = 0.1  # SGD, annealed on plateau
 STUDENT_BATCH = 32
 STUDENT_BUCKETS = True  # training batches of similar-length sentences (swener.train.buckets)
 BUCKET_POOL = 50  # batches per pool sorted by length
 STUDENT_HIDDEN = 256  # LSTM units per direction, or channels
-SEEDS: tuple[int, ...] = (1, 2, 3)
+SEEDS: tuple[int, ...] = (1, 2, 3, 4, 5)
 QUICK_SEEDS: tuple[int, ...] = (1,)
 THREADS = 2  # torch threads for training and the speed measurement
 OOV_MODES = ("subword", "zero")  # vectors of words outside the vocabulary
 PLAIN_ALPHA = 0.0  # a StudentTagger built without alpha trains on gold labels only
+# ----- student inputs besides the fastText vector (issue 37; off unless asked for) -----
+CHAR_DIM = 25  # character embedding size of the per-word character CNN (Ma & Hovy 2016: 30)
+CHAR_FILTERS = 50  # its filters: the width of a word's character features (Ma & Hovy 2016: 30)
+CHAR_WIDTH = 3  # its convolution width
+CHAR_MAX_LENGTH = 32  # characters a word keeps (a longer word: its first and last 16)
+SUBWORD_DIM: int | None = None  # the teacher's piece vectors reduced by PCA to this many dims (None: kept whole)
+SUBWORD_POOLINGS = ("mean", "first")  # a word's subword vector: the mean of its pieces, or its first piece
 
 # ----- knowledge distillation -----
 DEFAULT_ALPHA = 0.5
@@ -104,8 +112,22 @@ TEACHER_DECODING = "bioes"
 TEACHER_SEED = 1
 TEACHER_CRF = False  # the paper's teacher has no CRF
 TEACHER_FREEZE = False  # with the trimmed vocabulary the table is small enough to train
-TEACHER_BUCKETS = False  # random batches (the final run's teacher); True: length buckets, as the students
-QUICK_TEACHER_BUCKETS = True  # QUICK=1: length-bucketed batches (less padding; see the README's quick profile)
+TEACHER_BUCKETS = True  # length-bucketed batches, as the students (33.5 min instead of 98 for the full teacher)
+
+# ----- the gold curve (issue 36): the KD effect against the number of gold train sentences -----
+GOLD_SEED = 36  # the one shuffle of the train split whose first N sentences are the gold subset of size N
+GOLD_SIZES: tuple[int, ...] = (250, 500, 1000, 2000, 4000)  # and all of train
+# A teacher of N gold sentences trains at least this many updates: its epochs and its patience are both
+# multiplied by the smallest factor that reaches it (the all-gold teacher, 388 updates an epoch, is at 0.82
+# dev F1 after 1,940). A first guess, NOT chosen on dev yet: choose it on dev at the smallest N (does the
+# teacher's dev F1 still rise at its last epoch?) before the study's numbers are trusted.
+GOLD_TEACHER_MIN_UPDATES = 2000
+# Plain and KD students of the gold curve train the same number of updates (`--updates`): the headline
+# run's (20 epochs x 194 batches of 32 on the 6,197 train sentences), so every N has the full run's budget.
+GOLD_UPDATES = 3880
+# KD students draw this many held-back (unlabelled) sentences per gold sentence in an epoch: the first
+# probe's ratio (500 gold, 11 x 500 of the 5,697 held back); the held-back pool caps it at large N.
+GOLD_TRANSFER_RATIO = 11.0
 
 # ----- fastText vectors -----
 EMB_MODEL = "cbow"

@@ -25,6 +25,7 @@ RESULTS_FILE = "results.json"
 TRAINING_FILE = "training.json"
 TEACHER_FILE = "teacher.json"
 MODES = ("plain", "kd")
+PROFILES = ("quick", "full")  # the Makefile's QUICK=1 and default run, recorded in results.json
 TEACHER_DIR = "teacher"
 
 

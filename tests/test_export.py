@@ -240,3 +240,154 @@ def test_int8_student_round_trips_and_bf16_variant_loads(exported, corpus, tmp_p
     assert low.dtype == torch.float32 and torch.allclose(low, high, atol=0.05) and not torch.equal(low, high)
     with pytest.raises(SwenerError, match="reduced precision is for swener students"):
         quantize.apply_precision(object(), "bf16", "teacher.pt")
+
+
+# --------------------------------------------------------------------------- sharing an export safely
+
+
+def _tagged(folder, source):
+    result = _cli("tag", folder, source, "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_tagging_with_an_export_never_unpickles(exported, tmp_path, monkeypatch):
+    import pickle
+
+    from swener.serve import tagging
+
+    folder = export.default_folder(exported["bilstm-crf"] / "best-model.pt")
+    source = tmp_path / "in.txt"
+    source.write_text("Anna Berg bor i Umeå.\nHon arbetar på Volvo i Göteborg.\n", encoding="utf-8")
+    expected = _tagged(folder, source)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("something unpickled while tagging with an export folder")
+
+    class Unpickler:
+        def __init__(self, *args, **kwargs):
+            forbidden()
+
+    loads = []
+    real_load = np.load
+
+    def checked_load(*args, **kwargs):
+        loads.append(kwargs.get("allow_pickle"))
+        return real_load(*args, **kwargs)
+
+    for name, value in (("load", forbidden), ("loads", forbidden), ("Unpickler", Unpickler)):
+        monkeypatch.setattr(pickle, name, value)
+    monkeypatch.setattr(torch, "load", forbidden)
+    monkeypatch.setattr(np, "load", checked_load)
+    assert _tagged(folder, source) == expected and expected[0]["tokens"][0] == "Anna"
+    tagger = models.load_tagger(str(folder))  # the library path
+    summary = tagging.tag_files(tagger, [str(source)], tmp_path / "out.conll")
+    assert summary.sentences == 2 and (tmp_path / "out.conll").read_text(encoding="utf-8").startswith("Anna\t")
+    assert loads and all(flag is False for flag in loads)  # every array read says allow_pickle=False
+
+
+class _Payload:
+    """Unpickling it creates a file: proof that a pickle ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_an_export_folder_with_a_pickle_in_it_is_refused_in_one_line(exported, tmp_path):
+    import pickle
+    import shutil
+
+    original = export.default_folder(exported["cnn"] / "best-model.pt")
+    source = tmp_path / "in.txt"
+    source.write_text("Anna bor i Umeå.\n", encoding="utf-8")
+    marker = tmp_path / "ran"
+
+    def plant_npz(path, objects):
+        np.savez(path, words=np.arange(3), objs=np.array([{"a": 1}, _Payload(marker)], dtype=object)
+                 if objects else np.arange(4.0))
+
+    plants = {
+        "best-model.pt": lambda p: torch.save({"w": torch.zeros(2)}, p),
+        "notes.pkl": lambda p: p.write_bytes(pickle.dumps(_Payload(marker))),
+        "innocent.dat": lambda p: p.write_bytes(pickle.dumps(_Payload(marker), protocol=4)),
+        "weights.zip": lambda p: torch.save({"w": torch.zeros(2)}, p),  # torch's zipped pickle under another name
+        "extra/rows.npy": lambda p: np.save(p, np.array([_Payload(marker)], dtype=object), allow_pickle=True),
+        "vectors.npz": lambda p: plant_npz(p, objects=True),  # the export's own vectors file replaced
+    }
+    for name, plant in plants.items():
+        folder = tmp_path / f"shared-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(original, folder)
+        target = folder / name
+        target.parent.mkdir(exist_ok=True)
+        plant(target)
+        result = _cli("tag", folder, source)
+        assert result.exit_code == 1 and result.stderr.startswith(f"error: {target}: "), (name, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert "delete the file" in result.stderr and "swener export" in result.stderr, result.stderr
+        with pytest.raises(SwenerError, match="must hold no pickle"):
+            OnnxTagger(folder)
+    assert not marker.exists()  # no planted pickle ran
+    # what is no pickle is no reason to refuse: a text file and numeric arrays beside the export
+    folder = tmp_path / "with-extras"
+    shutil.copytree(original, folder)
+    (folder / "README.txt").write_text("shared by Anna\n", encoding="utf-8")
+    plant_npz(folder / "numbers.npz", objects=False)
+    np.save(folder / "numbers.npy", np.arange(5))
+    assert _tagged(folder, source) == _tagged(original, source)
+
+
+def _layout_run(root, model, exported_results: dict):
+    """models/bilstm-crf/kd/<settings>/seed-2/ with the model, a results.json and the teacher's teacher.json."""
+    from pathlib import Path
+
+    seed = Path(root) / "bilstm-crf" / "kd" / "quick-set-a0.5-T1" / "seed-2"
+    seed.mkdir(parents=True)
+    (seed / "best-model.pt").write_bytes(model.read_bytes())
+    (seed / "results.json").write_text(json.dumps(exported_results))
+    teacher = Path(root) / "teacher" / "webbnyheter2012" / "e5-small-fz-lb-bioes-ep1"
+    teacher.mkdir(parents=True)
+    (teacher / "teacher.json").write_text(json.dumps({"scores": {
+        "webbnyheter2012/dev": {"micro_f1": 0.6441}, "webbnyheter2012/test": {"micro_f1": 0.6312}}}))
+    return seed / "best-model.pt"
+
+
+def test_an_export_carries_a_model_card_with_the_runs_numbers(exported, tmp_path):
+    from test_model_names import REAL_RESULTS
+
+    results = json.loads(json.dumps(REAL_RESULTS))
+    results["settings"].update(family="bilstm-crf", alpha=0.5, temperature=2, kd_target="marginals", seed=2,
+                               epochs=3)
+    results.update(embeddings="embeddings/cbow-d100-e5-sample2M",
+                   soft_labels="softlabels/webbnyheter2012/e5-small-fz-lb-bioes-ep1")
+    results["scores"]["webbnyheter2012/dev"]["micro_f1"] = 0.5237
+    results["scores"]["webbnyheter2012/test"]["micro_f1"] = 0.5101
+    results["cost"]["tokens_per_second"] = 12345.6
+    models_root = tmp_path / "models"
+    model = _layout_run(models_root, exported["bilstm-crf"] / "best-model.pt", results)
+    result = CliRunner().invoke(main, ["export", "bilstm-crf"], env={"SWENER_MODELS": str(models_root)})
+    assert result.exit_code == 0, result.output
+    folder = export.default_folder(model)
+    assert result.stderr == (f"note: bilstm-crf: {model} (kd, quick profile (inferred), dev F1 0.5237; best on dev "
+                             "of 1 bilstm-crf model)\n")
+    assert result.stdout == f"wrote {folder} (model card: {folder / 'MODEL.md'})\n"
+    card = (folder / "MODEL.md").read_text(encoding="utf-8")
+    sections = [line for line in card.splitlines() if line.startswith("## ")]
+    assert sections == ["## Safety", "## Data", "## Training", "## Scores", "## Speed", "## Teacher"]
+    for expected in ("# bilstm-crf (knowledge distillation)", "licence CC BY 4.0",
+                     "| webbnyheter2012/dev | 0.5237 |", "| webbnyheter2012/test | 0.5101 |",
+                     "| uner-pud/test | 0.5120 |", "alpha 0.5, temperature 2, target marginals",
+                     "Epochs 3,", "seed 2", "embeddings/cbow-d100-e5-sample2M", "12,346 tokens/s",
+                     "Profile: quick (inferred from the settings)",
+                     "Teacher: `webbnyheter2012/e5-small-fz-lb-bioes-ep1`", "Teacher dev F1 0.6441, test F1 0.6312",
+                     "No file in this folder is code or a Python pickle"):
+        assert expected in card, expected
+    assert sorted(p.name for p in folder.iterdir()) == ["MODEL.md", "model.onnx", "tagger.json", "vectors.npz"]
+    tagged = _cli("tag", folder, "--format", "inline", input="Anna bor i Umeå.\n".encode())
+    assert tagged.exit_code == 0 and "Umeå" in tagged.stdout  # the card is no obstacle to tagging
+    # a model without a results.json beside it: the card says what is not known
+    bare = export.model_card(exported["cnn"] / "best-model.pt", {"family": "cnn", "alpha": 0.0}, "0" * 64)
+    assert "tokens/s: not measured" in bare and "| None/dev | not recorded |" in bare
+    assert "Plain: trained on the gold labels only" in bare and "None: a plain model learns from no teacher" in bare

@@ -67,3 +67,38 @@ def test_tiny_profile_chain(tmp_path, tiny_backbone, tiny_vectors):
     assert "soft-labels" in dry.stdout and "--text" in dry.stdout and "--transfer-sentences 7" in dry.stdout
     assert f"models/cnn/kd/{student_set}-a0.5-T1-marginals-" in dry.stdout and "-trnews7/seed-1" in dry.stdout
     assert "--alpha 0 " not in dry.stdout  # the plain runs are shared with the runs without a transfer set
+
+
+def _dry_run(tmp_path: Path, *args: str) -> str:
+    """`make -n` in an empty folder: the commands a target would run, none run."""
+    run = subprocess.run(["make", "-f", str(ROOT / "Makefile"), "-n", "-o", f"{sys.prefix}/bin/swener",
+                          f"VENV={sys.prefix}", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SWENER_DATA": str(corpora.data_root())})
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+def _copy_line(dry: str) -> str:
+    return next(line for line in dry.splitlines() if line.startswith("mkdir -p results") and "/REPORT.md " in line)
+
+
+def test_the_full_profile_ends_with_the_report_in_results_and_quick_stays_in_results_quick(tmp_path):
+    full = _dry_run(tmp_path, "experiment")
+    assert '--via "make experiment"' in full and "swener report --profile full" in full
+    copy = _copy_line(full).split()
+    assert copy[-1] == "results/" and [Path(p).name for p in copy[5:-1]] == ["REPORT.md", "results.json", "*.png"]
+    quick = _dry_run(tmp_path, "experiment", "QUICK=1")
+    assert '--via "make experiment QUICK=1"' in quick and "swener report --profile quick" in quick
+    assert _copy_line(quick).split()[-1] == "results/quick/"
+    assert " results/ " not in quick and not any(line.rstrip().endswith(" results/") for line in quick.splitlines())
+
+
+def test_report_committed_rebuilds_results_report_from_the_committed_runs(tmp_path):
+    runs = ROOT / "results" / "runs" / "models"
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "runs").symlink_to(runs.parent, target_is_directory=True)
+    dry = _dry_run(tmp_path, "report-committed")
+    committed = sorted(runs.glob("*/*/*/seed-*/results.json"))
+    assert len(committed) == 80  # the converged run: 8 families x plain and KD x 5 seeds
+    assert dry.count("--result results/runs/models/") == 80
+    assert "--teacher results/runs/teacher.json --out results " in dry

@@ -24,14 +24,14 @@ def test_the_committed_recipe_is_what_the_dev_sweeps_chose():
     assert set(data["families"]) <= set(FAMILIES) and "default" in data  # a family it does not list: the default
     screened = {}
     for family in ("bilstm-crf", "bilstm"):
-        sweeps = ROOT / "results" / "full" / "sweeps"  # the recipe factors' table and the transfer-set study's
+        sweeps = ROOT / "results" / "archive" / "2026-12-01-sweeps"  # the recipe factors' table, the transfer study's
         trials = [t for path in (sweeps / f"{family}.json", sweeps / "transfer" / f"{family}.json")
                   for t in json.loads(path.read_text())["trials"]]
         # the tables hold several teachers' trials: the recipe is chosen with the best teacher on dev
         best_teacher = max(t["teacher_dev_f1"] for t in trials)
         settings = defaultdict(set)  # the transfer table repeats the plain trials it pairs with
         for trial in trials:
-            if (trial["alpha"] > 0 and trial["epochs"] == config.STUDENT_EPOCHS and not trial.get("updates")
+            if (trial["alpha"] > 0 and trial["epochs"] == config.RECIPE_SCREEN_EPOCHS and not trial.get("updates")
                     and trial["teacher_dev_f1"] == best_teacher
                     and trial.get("transfer_ratio", config.TRANSFER_RATIO) == config.TRANSFER_RATIO):
                 key = (trial["alpha"], trial["alpha_end"], trial["temperature"], trial["kd_target"],

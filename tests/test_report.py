@@ -118,6 +118,8 @@ def test_two_level_bootstrap_by_hand():
     assert effect.delta == pytest.approx((1 / 2 - 1 / 6) / 2)
     assert (effect.low, effect.high) == pytest.approx(tuple(np.quantile(expected, [0.025, 0.975])))
     assert effect.low < 0 < effect.high and effect.verdict == "no clear effect"
+    at_or_below, at_or_above = sum(d <= 0 for d in expected), sum(d >= 0 for d in expected)  # 10 and 10 of 16
+    assert effect.p_value == pytest.approx(min(1.0, 2 * (min(at_or_below, at_or_above) + 1) / 17))
 
 
 def test_one_seed_matches_the_paired_sentence_bootstrap():
@@ -346,8 +348,10 @@ def test_a_comparisons_interval_does_not_depend_on_the_rest_of_the_report(tmp_pa
                             samples=300)["families"]
     assert [f["label"] for f in alone] == ["bilstm"]
     assert [f["label"] for f in both] == ["bilstm (temperature=2.0)", "cnn (temperature=4.0)"]
-    for t in TEST_SETS:
-        assert alone[0]["kd_effect"][t] == both[0]["kd_effect"][t]
+    for t in TEST_SETS:  # Holm's adjusted p depends on the table's other comparisons by design; nothing else may
+        drop = ("holm_p", "holm_verdict")
+        assert {k: v for k, v in alone[0]["kd_effect"][t].items() if k not in drop} == \
+            {k: v for k, v in both[0]["kd_effect"][t].items() if k not in drop}
 
 
 def test_runs_that_did_not_train_are_named(tmp_path):
@@ -371,3 +375,123 @@ def test_runs_that_did_not_train_are_named(tmp_path):
     fine = report.build(report.find_results(tmp_path / "fine"), tmp_path / "out2", samples=100)
     assert json.loads(fine["results"].read_text())["untrained"] == []
     assert "did not train" not in fine["report"].read_text()
+
+
+# ----- many comparisons: bootstrap p-values and Holm's step-down adjustment -----
+
+
+def test_bootstrap_p_by_hand():
+    # 9 draws above 0: the smaller side has 0 draws, counted as 1 of 10: p = 2 x 1/10
+    assert report.stats.bootstrap_p(np.arange(1, 10)) == pytest.approx(0.2)
+    # draws at 0 count on both sides: -1, 0 at or below (2), 0, 1, 2, 3 at or above (4): 2 x 3/6 > 1 -> 1
+    assert report.stats.bootstrap_p(np.array([-1, 0, 1, 2, 3])) == 1.0
+    # 2 of 99 draws below 0: 2 x 3/100
+    assert report.stats.bootstrap_p(np.array([-2.0, -1.0] + [1.0] * 97)) == pytest.approx(0.06)
+
+
+def _step_down(p_values: list[float], alpha: float) -> set[int]:
+    """Holm's procedure as defined: test the sorted p-values in turn against alpha / (m - k + 1), stop at the
+    first that fails."""
+    m = len(p_values)
+    rejected = set()
+    for k, i in enumerate(sorted(range(m), key=lambda i: p_values[i]), start=1):
+        if p_values[i] >= alpha / (m - k + 1):
+            break
+        rejected.add(i)
+    return rejected
+
+
+def test_holm_by_hand():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> raised to 0.06 (monotone)
+    assert report.stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert report.stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert report.stats.holm([]) == []
+
+
+def test_holm_matches_the_step_down_procedure_on_random_p_values():
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        m = int(rng.integers(1, 30))
+        # bootstrap p-values lie on a grid, so ties happen: draw some from a coarse one
+        p = list(rng.integers(1, 60, m) / 400 if trial % 2 else rng.uniform(0, 0.2, m) ** 2)
+        adjusted = report.stats.holm(p)
+        # every level at which a decision can change; test between them (at them, rounding decides)
+        edges = sorted({0.0, 1.0, *(round(min(1.0, (m - k) * q), 9) for q in p for k in range(m))})
+        for alpha in [(a + b) / 2 for a, b in zip(edges, edges[1:])]:
+            assert {i for i in range(m) if adjusted[i] < alpha} == _step_down(p, alpha), (p, alpha)
+
+
+def test_report_adds_holm_verdicts_and_counts_verdicts_expected_by_chance(models, tmp_path):
+    # 1,000 draws: the smallest p is 2/1001, so Holm over 9 can reach 0.05 (with 300 it cannot: 9 x 2/301)
+    paths = report.build(report.find_results(models), tmp_path / "out", teacher=teacher_json(tmp_path / "t.json"),
+                         samples=1000)
+    summary = json.loads(paths["results"].read_text())
+    effects = [f["kd_effect"][t] for f in summary["families"] for t in summary["test_sets"]]
+    assert len(effects) == 9
+    p = [e["p_value"] for e in effects]
+    rejected = _step_down(p, 0.05)
+    assert [e["holm_verdict"] for e in effects] == [e["verdict"] if i in rejected else "no clear effect"
+                                                    for i, e in enumerate(effects)]
+    assert [e["holm_p"] for e in effects] == pytest.approx(report.stats.holm(p))
+    decided = ("benefits", "hurts")
+    many = summary["many_comparisons"]
+    assert many == {"method": "holm", "comparisons": 9, "alpha": 0.05, "expected_by_chance": pytest.approx(0.45),
+                    "verdicts": sum(e["verdict"] in decided for e in effects),
+                    "holm_verdicts": sum(e["holm_verdict"] in decided for e in effects)}
+    assert many["holm_verdicts"] >= 1  # bilstm-crf (recall 0.5 -> 0.9) and cnn gain and lose beyond any doubt
+    text = paths["report"].read_text()
+    assert "| p | verdict | Holm verdict |" in text
+    assert ("The table makes 9 comparisons at 95 %: if KD had no effect on any of them, about 0.5 would still get "
+            "a \"benefits\" or \"hurts\" verdict by chance (9 x 0.05). "
+            f"It has {many['verdicts']}; after Holm's adjustment over the 9, {many['holm_verdicts']} remain") in text
+    again = report.build(report.find_results(models), tmp_path / "again", teacher=tmp_path / "t.json", samples=1000)
+    assert json.loads(again["results"].read_text())["families"] == summary["families"]  # seeded: deterministic
+
+
+def test_refused_comparisons_stay_out_of_the_holm_family(tmp_path):
+    rng = np.random.default_rng(2)
+    for seed in (1, 2):
+        write_run(tmp_path, "cnn", seed, {t: _zero_counts(40) for t in TEST_SETS})  # both arms 0: refused
+        write_run(tmp_path, "cnn", seed, {t: _zero_counts(40) for t in TEST_SETS}, alpha=0.5)
+        write_run(tmp_path, "bilstm", seed, {t: fake_counts(rng, 40, 0.5) for t in TEST_SETS})
+        write_run(tmp_path, "bilstm", seed, {t: fake_counts(rng, 40, 0.6) for t in TEST_SETS}, alpha=0.5)
+    summary = report.summarize(report.collect(report.find_results(tmp_path)), samples=100)
+    assert summary["many_comparisons"]["comparisons"] == 3  # the BiLSTM's three; the CNN's have no verdict
+    cnn = next(f for f in summary["families"] if f["family"] == "cnn")
+    assert all(e["holm_verdict"] is None and e["holm_p"] is None for e in cnn["kd_effect"].values())
+
+
+# ----- the header and paths: no machine-local absolute path in REPORT.md -----
+
+
+def test_report_names_its_command_briefly_and_shows_no_absolute_path(models, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from swener.cli import main
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("SWENER_DATA", str(data))
+    results = sorted(report.find_results(models))
+    for path in results:  # the KD runs distilled with an absolute transfer text in the data folder
+        run = json.loads(path.read_text())
+        if run["settings"]["alpha"]:
+            run["settings"].update(transfer_text=str(data / "text" / "almedalen.txt.gz"), transfer_sentences=1000)
+            path.write_text(json.dumps(run))
+    teacher = teacher_json(tmp_path / "teacher.json")
+    out = tmp_path / "out"
+    args = ["report", "--teacher", str(teacher), "--out", str(out), "--samples", "100", "--via", "make experiment"]
+    result = CliRunner().invoke(main, [*args, *(x for p in results for x in ("--result", str(p.resolve())))])
+    assert result.exit_code == 0, result.output
+    text = (out / "REPORT.md").read_text()
+    assert str(tmp_path) not in text and "/tmp" not in text and str(data) not in text
+    assert "- transfer_text: text/almedalen.txt.gz" in text  # relative to the data folder
+    assert "transfer_text=text/almedalen.txt.gz" in text  # the runs table too
+    assert ("Made by `make experiment` (`swener report --teacher teacher.json --out out --samples 100 --result ...`) "
+            f"over {len(results)} runs (listed in results.json, `runs`).") in text
+    raw = (out / "results.json").read_text()
+    assert str(data) not in raw  # results.json is committed too: its settings name no machine-local path
+    summary = json.loads(raw)
+    assert summary["runs"] == [str(p.resolve()) for p in results] and summary["via"] == "make experiment"
+    # outside the data folder and the working directory: the file name only
+    assert report.markdown.shown_path(str(tmp_path / "elsewhere" / "news.txt")) == "news.txt"
+    assert report.markdown.shown_path(["a/b.txt", None]) == ["a/b.txt", None]

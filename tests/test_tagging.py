@@ -92,7 +92,7 @@ TRICKY = ("\ufeffAnna Berg bor i Umeå.\r\n\r\n  \t\r\nHon träffade Per Albin H
 
 def test_text_offsets_slice_the_input_with_bom_crlf_and_odd_line_breaks(tmp_path):
     output = tag(tmp_path, TRICKY.encode("utf-8"))
-    decoded = open(tmp_path / "in.txt", encoding="utf-8-sig", newline="").read()
+    decoded = open(tmp_path / "in.txt", encoding="utf-8", newline="").read()
     rows = [json.loads(line) for line in output.splitlines()]
     entities = [e for row in rows for e in row["entities"]]
     assert [e["text"] for e in entities] == ["Anna Berg", "Umeå", "Hon", "Per Albin Hansson", "Malmö", "Lund",
@@ -169,7 +169,7 @@ def test_long_lines_are_split_never_dropped(tmp_path, monkeypatch):
     monkeypatch.setattr(tagging, "MAX_LINE_BYTES", 64)
     text = "Åsa från Öland åt ärtsoppa i Växjö med Örjan. " * 20 + "ÅÄÖåäö" * 30 + "\nEn Rad till\n"
     rows = [json.loads(line) for line in tag(tmp_path, text.encode()).splitlines()]
-    decoded = open(tmp_path / "in.txt", encoding="utf-8-sig", newline="").read()
+    decoded = open(tmp_path / "in.txt", encoding="utf-8", newline="").read()
     assert "".join(t for r in rows for t in r["tokens"]) == "".join(text.split())
     for entity in (e for r in rows for e in r["entities"]):
         assert decoded[entity["start"]:entity["end"]] == entity["text"]
@@ -260,19 +260,21 @@ def _fake_run(root: Path, model: Path, family: str, kind: str, run: str, seed: i
     return folder / "best-model.pt"
 
 
-def test_short_names_pick_the_best_seed_of_the_latest_full_run(tmp_path, student):
+def test_short_names_pick_the_best_on_dev_of_the_runs_on_whole_splits(tmp_path, student):
     model = student / "best-model.pt"
-    _fake_run(tmp_path, model, "bilstm-crf", "kd", "old", 1, 0.9, written=1e9)
+    best = _fake_run(tmp_path, model, "bilstm-crf", "kd", "old", 1, 0.9, written=1e9)
     _fake_run(tmp_path, model, "bilstm-crf", "kd", "new", 1, 0.7, written=2e9)
-    best = _fake_run(tmp_path, model, "bilstm-crf", "kd", "new", 2, 0.8, written=2e9)
-    _fake_run(tmp_path, model, "bilstm-crf", "kd", "quick", 1, 0.95, max_sentences=500, written=3e9)
+    _fake_run(tmp_path, model, "bilstm-crf", "plain", "new", 2, 0.8, written=2e9)
+    _fake_run(tmp_path, model, "bilstm-crf", "kd", "quick", 1, 0.95, max_sentences=500, written=3e9)  # a slice
     plain = _fake_run(tmp_path, model, "cnn", "plain", "quick", 1, 0.5, max_sentences=500)
     notes = []
-    assert models.resolve("bilstm-crf", tmp_path, notes.append) == best and notes == []
-    assert models.resolve("cnn-plain", tmp_path, notes.append) == plain
-    assert notes == [f"no full run of cnn-plain under {tmp_path}/; using the latest run, quick (max_sentences=500)"]
-    with pytest.raises(SwenerError, match="cnn: no trained model of that name"):
-        models.resolve("cnn", tmp_path)
+    assert models.resolve("bilstm-crf", tmp_path, notes.append) == best
+    assert models.resolve("cnn", tmp_path, notes.append) == plain  # only a slice: it is all there is
+    assert notes == [f"bilstm-crf: {best} (kd, full profile (inferred), dev F1 0.9000; best on dev of 3 bilstm-crf "
+                     "models; 1 not comparable (a slice or another corpus))",
+                     f"cnn: {plain} (plain, full profile (inferred), dev F1 0.5000; best on dev of 1 cnn model)"]
+    with pytest.raises(SwenerError, match="cnn-kd: no trained model of that name"):
+        models.resolve("cnn-kd", tmp_path)
     assert models.resolve(str(model), tmp_path) == model  # a path is a path
     teacher = tmp_path / "teacher" / "webbnyheter2012" / "e5-small-n40"
     teacher.mkdir(parents=True)
@@ -285,13 +287,13 @@ def test_short_names_pick_the_best_seed_of_the_latest_full_run(tmp_path, student
     assert listing.exit_code == 0, listing.output
     lines = listing.stdout.splitlines()
     row = next(line for line in lines if line.split()[0] == "bilstm-crf")
-    assert "0.8000" in row and "full" in row and "CC BY 4.0" in row and str(best) in row
-    assert any(line.split()[0] == "cnn-plain" and "n=500" in line for line in lines)
+    assert "0.9000" in row and " kd " in row and "CC BY 4.0" in row and str(best) in row
+    assert any(line.split()[0] == "cnn" and "n=500" in line for line in lines)
     assert "teacher: webbnyheter2012/e5-small-ep3" in listing.stdout
     cards = json.loads(cli("models", "--all", "--json", env=env).stdout)
     assert len(cards) == 6 and sum(c["picked"] for c in cards) == 3
     tagged = cli("tag", "bilstm-crf", "--format", "inline", input="Anna bor i Umeå.\n".encode(), env=env)
-    assert tagged.exit_code == 0 and "Umeå" in tagged.stdout
+    assert tagged.exit_code == 0 and "Umeå" in tagged.stdout and tagged.stderr == f"note: {notes[0]}\n"
     scored = cli("evaluate", "bilstm-crf", "--corpus", "uner-pud", "--max-sentences", "5", "--json", env=env)
     assert scored.exit_code == 0 and "micro_f1" in json.loads(scored.stdout)
 

@@ -6,6 +6,7 @@ checks; each other module adds the commands of one part of the data flow to `mai
 """
 from swener.cli import (  # noqa: F401  (they add their commands to main)
     data,
+    gold,  # noqa: F401  (swener corpus held-back, swener gold-curve: the gold curve)
     grid,  # noqa: F401  (swener grid, swener tune: on Ray, swener.grid)
     serve,
     students,

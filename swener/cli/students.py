@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,7 +18,34 @@ from swener.cli.base import (
     seeds_option,
     temperature_option,
 )
+from swener.cli.gold import gold_option
 from swener.errors import SwenerError
+from swener.runs import PROFILES
+
+
+def inputs_options(command: Any) -> Any:
+    """The student's inputs besides the fastText vector (StudentSettings fields of the same names)."""
+    options = [
+        click.option("--chars/--no-chars", default=False, show_default=True,
+                     help="Per-word character CNN features (Ma & Hovy 2016) beside the fastText vector."),
+        click.option("--char-dim", type=int, callback=at_least(1), default=config.CHAR_DIM, show_default=True,
+                     help="Character embedding size (with --chars)."),
+        click.option("--char-filters", type=int, callback=at_least(1), default=config.CHAR_FILTERS,
+                     show_default=True, help="Character CNN filters: a word's character features (with --chars)."),
+        click.option("--subwords", default=None, metavar="BACKBONE",
+                     help="The teacher's subword table as an input beside the fastText vector: a backbone folder "
+                          "(tokenizer.json + model.safetensors) or e5-small-sv / e5-small."),
+        click.option("--subword-dim", type=int, callback=at_least(1), default=config.SUBWORD_DIM,
+                     help="Reduce the piece vectors to this many dimensions by PCA (default: the backbone's width)."),
+        click.option("--subword-pooling", type=click.Choice(list(config.SUBWORD_POOLINGS)),
+                     default=config.SUBWORD_POOLINGS[0], show_default=True,
+                     help="A word's subword vector: the mean of its pieces' vectors, or its first piece's."),
+        click.option("--subword-trainable/--subword-frozen", default=False, show_default=True,
+                     help="Train the subword piece table with the student (else frozen)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @main.command("train")
@@ -61,13 +89,20 @@ from swener.errors import SwenerError
 @click.option("--encoder-option", "encoder_options", multiple=True, callback=encoder_options_option,
               help="KEY=VALUE (repeatable): an option of the family's encoder, VALUE as JSON "
                    "(e.g. residual=true for the ID-CNN, layers=3 for the CNN).")
+@click.option("--profile", type=click.Choice(list(PROFILES)), default=None,
+              help="The Makefile profile that runs this (quick or full), recorded in results.json for `swener models`.")
+@gold_option
+@click.option("--updates", type=int, callback=at_least(1), default=None,
+              help="A budget of optimizer updates instead of --epochs (epochs = updates / batches per epoch).")
+@inputs_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model and results.json.")
 def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Path | None, recipe_file: Path | None,
               alpha: tuple[float, float | None] | None, temperature: float | None, kd_target: str | None,
               hidden_size: int, epochs: int,
               lr: float, batch_size: int, seed: int, max_sentences: int | None, threads: int, oov: str,
               transfer_text: Path | None, transfer_sentences: int | None, transfer_ratio: float, gradient_probes: int,
-              encoder_options: dict | None, out: Path) -> None:
+              encoder_options: dict | None, profile: str | None, gold: int | None, updates: int | None,
+              out: Path, **inputs: Any) -> None:
     """Train one student (plain with --alpha 0, else with KD), score it and measure its cost."""
     from swener.students.run import settings_for, train_student
 
@@ -77,8 +112,8 @@ def train_cmd(family: str, corpus_name: str, embeddings_path: Path, soft_dir: Pa
                             transfer_ratio=transfer_ratio, hidden_size=hidden_size, epochs=epochs, learning_rate=lr,
                             batch_size=batch_size, seed=seed,
                             max_sentences=max_sentences, threads=threads, oov=oov, gradient_probes=gradient_probes,
-                            encoder_options=encoder_options)
-    results = train_student(settings, corpus_name, embeddings_path, soft_dir, out)
+                            encoder_options=encoder_options, gold=gold, updates=updates, **inputs)
+    results = train_student(settings, corpus_name, embeddings_path, soft_dir, out, profile=profile)
     for name, row in results["scores"].items():
         click.echo(f"{name}: micro F1 {row['micro_f1']:.4f}")
     click.echo(f"{results['cost']['tokens_per_second']:.0f} tokens/s; wrote {out}")

@@ -15,6 +15,7 @@ from swener.cli.base import (
     positive,
     teacher_option,
 )
+from swener.cli.gold import gold_option
 from swener.errors import SwenerError
 
 
@@ -50,9 +51,14 @@ def teacher() -> None:
 @click.option("--fold", default=None, metavar="I/K",
               help="A fold teacher: train without contiguous block I of K of train, for out-of-fold soft labels "
                    "(`swener teacher out-of-fold`).")
+@gold_option
+@click.option("--min-updates", type=int, callback=at_least(1), default=None,
+              help="Multiply --epochs and --patience by the smallest factor giving at least this many updates "
+                   f"(few gold sentences; the gold curve uses {config.GOLD_TEACHER_MIN_UPDATES}).")
 def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patience: int, lr: float,
                   batch_size: int, crf: bool, decoding: str, max_sentences: int | None, seed: int,
-                  freeze_word_embeddings: bool, length_buckets: bool, use_amp: bool, fold: str | None) -> None:
+                  freeze_word_embeddings: bool, length_buckets: bool, use_amp: bool, fold: str | None,
+                  gold: int | None, min_updates: int | None) -> None:
     """Fine-tune a flair SequenceTagger over a transformer backbone; keeps the best model on dev F1."""
     from swener.kd.folds import parse_fold
     from swener.teacher import run as teacher_lib
@@ -62,7 +68,8 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patie
     settings = teacher_lib.TeacherSettings(backbone=backbone, use_crf=crf, decoding=decoding, learning_rate=lr,
                                            batch_size=batch_size, epochs=epochs, patience=patience,
                                            freeze_word_embeddings=freeze_word_embeddings, use_amp=use_amp,
-                                           length_buckets=length_buckets, seed=seed, fold=fold)
+                                           length_buckets=length_buckets, seed=seed, fold=fold, gold=gold,
+                                           min_updates=min_updates)
     click.echo(f"teacher: {teacher_lib.train_teacher(corpus_name, settings, out, max_sentences)}")
 
 
@@ -78,16 +85,17 @@ def teacher_train(corpus_name: str, backbone: str, out: Path, epochs: int, patie
 @click.option("--topk", type=int, callback=at_least(1), default=None,
               help="Store only the k most likely tags per token.")
 @click.option("--bf16/--float32", default=False, show_default=True, help="Run the teacher under CPU bf16 autocast.")
+@gold_option
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder: <out>/<split>.npz")
 def teacher_soft_labels(teacher_path: str, corpus_name: str, splits: tuple[str, ...], texts: tuple[Path, ...],
-                        max_sentences: int | None, topk: int | None, bf16: bool, out: Path) -> None:
+                        max_sentences: int | None, topk: int | None, bf16: bool, gold: int | None, out: Path) -> None:
     """Write the teacher's per-token log-distributions, one file per split (and per text file)."""
     from swener.teacher import run as teacher_lib
 
     splits = splits or (() if texts else ("train", "dev"))
     for path in teacher_lib.write_soft_labels(_existing_file(teacher_path, "teacher model"), corpus_name,
                                               list(splits), list(texts), out, max_sentences=max_sentences, topk=topk,
-                                              bf16=bf16):
+                                              bf16=bf16, gold=gold):
         click.echo(f"wrote {path}")
 
 
@@ -165,13 +173,14 @@ def teacher_against_gold(corpus_name: str, soft_dir: Path, splits: tuple[str, ..
               help="A transfer text whose cache (<dir>/transfer-<name>.npz) gets them too (repeatable).")
 @click.option("--k", type=int, callback=at_least(1), default=config.DEFAULT_KBEST, show_default=True,
               help="Paths per sentence.")
+@gold_option
 def teacher_kbest(teacher_path: str, corpus_name: str, soft_dir: Path, splits: tuple[str, ...],
-                  texts: tuple[Path, ...], k: int) -> None:
+                  texts: tuple[Path, ...], k: int, gold: int | None) -> None:
     """Add the teacher's k best BIOES paths and their log-probabilities to its cache (for --kd-target kbest)."""
     from swener.teacher.run import add_teacher_kbest
 
     for path in add_teacher_kbest(_existing_file(teacher_path, "teacher model"), corpus_name, soft_dir,
-                                  list(splits) or ([] if texts else ["train"]), k, texts):
+                                  list(splits) or ([] if texts else ["train"]), k, texts, gold):
         click.echo(f"wrote {path}")
 
 
@@ -212,3 +221,29 @@ def teacher_bench(teacher_path: str, corpus_name: str, max_sentences: int, out: 
     for name, row in result["variants"].items():
         click.echo(f"{name}: {row['tokens_per_second']:.0f} tokens/s")
     click.echo(f"bf16 argmax agreement {result['bf16_argmax_agreement']:.5f}; wrote {out}")
+
+
+@teacher.command("bench-train")
+@corpus_option
+@click.option("--backbone", default=config.BACKBONE, show_default=True)
+@gold_option
+@click.option("--epochs", type=int, callback=at_least(1), default=1, show_default=True,
+              help="Epochs per precision (the learning-rate schedule spans them).")
+@click.option("--lr", type=float, callback=positive, default=config.TEACHER_LR, show_default=True)
+@click.option("--batch-size", type=int, callback=at_least(1), default=config.TEACHER_BATCH, show_default=True)
+@click.option("--max-sentences", type=int, callback=at_least(1), default=None)
+@click.option("--freeze-word-embeddings/--train-word-embeddings", default=config.TEACHER_FREEZE, show_default=True)
+@click.option("--work", type=click.Path(path_type=Path), default=None,
+              help="Folder for the two trained teachers (default: a temporary one, removed).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="JSON file to write.")
+def teacher_bench_train(corpus_name: str, backbone: str, gold: int | None, epochs: int, lr: float, batch_size: int,
+                        max_sentences: int | None, freeze_word_embeddings: bool, work: Path | None, out: Path) -> None:
+    """Fine-tune the teacher in float32, then in bf16 autocast, in one process: seconds per epoch and dev F1."""
+    from swener.teacher.bench_train import precision_bench
+
+    result = precision_bench(corpus_name, backbone, out, gold=gold, epochs=epochs, learning_rate=lr,
+                             batch_size=batch_size, max_sentences=max_sentences, work=work,
+                             freeze_word_embeddings=freeze_word_embeddings)
+    for name, row in result["variants"].items():
+        click.echo(f"{name}: {row['train_seconds_per_epoch']:.1f} s an epoch of training, dev F1 {row['dev_f1']:.4f}")
+    click.echo(f"wrote {out}")

@@ -71,20 +71,35 @@ def _sentence_spans(line: str) -> Iterator[tuple[int, int]]:
         yield pending
 
 
-def split_sentences(text: str) -> list[list[Token]]:
-    """Split a text into sentences of tokens; offsets index into `text`."""
-    sentences: list[list[Token]] = []
+def sentence_tokens(text: str) -> list[tuple[list[str], list[tuple[int, int]]]]:
+    """The sentences of a text as (token texts, [start, end) spans into `text`): `split_sentences` in bulk.
+
+    The same rules and tokens as `split_sentences`, without a Token object per token (the
+    tagging path calls this on every line it reads).
+    """
+    sentences = []
     offset = 0
+    finditer = _TOKEN.finditer
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")
         if body.strip():
             for start, end in _sentence_spans(body):
-                tokens = [Token(t.text, t.start + start + offset, t.end + start + offset)
-                          for t in tokenize(body[start:end])]
-                if tokens:
-                    sentences.append(tokens)
+                base = start + offset
+                texts, spans = [], []
+                for match in finditer(body[start:end]):  # a slice, so look-arounds stop at the sentence
+                    first, last = match.span()
+                    texts.append(match.group())
+                    spans.append((first + base, last + base))
+                if texts:
+                    sentences.append((texts, spans))
         offset += len(line)
     return sentences
+
+
+def split_sentences(text: str) -> list[list[Token]]:
+    """Split a text into sentences of tokens; offsets index into `text`."""
+    return [[Token(t, start, end) for t, (start, end) in zip(texts, spans)]
+            for texts, spans in sentence_tokens(text)]
 
 
 def tokenize_words(text: str) -> list[str]:

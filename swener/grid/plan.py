@@ -49,7 +49,7 @@ COMMON_DEFAULTS = {
 PROFILE_DEFAULTS = {
     "quick": {"MAX_SENTENCES": "all", "BACKBONE": config.QUICK_BACKBONE,
               "TEACHER_FREEZE": _flag(config.QUICK_TEACHER_FREEZE), "TEACHER_EPOCHS": str(config.QUICK_TEACHER_EPOCHS),
-              "TEACHER_BUCKETS": _flag(config.QUICK_TEACHER_BUCKETS), "TEACHER_DIAGNOSTICS": "0",
+              "TEACHER_DIAGNOSTICS": "0",
               "TEACHER_LR": "2e-4",  # config.QUICK_TEACHER_LR as the Makefile writes it
               "STUDENT_EPOCHS": str(config.QUICK_STUDENT_EPOCHS), "SEEDS": _words(config.QUICK_SEEDS),
               "FAMILIES": _words(config.QUICK_FAMILIES), "EMB_SAMPLE": config.QUICK_EMB_SAMPLE,
@@ -283,7 +283,7 @@ def plan(v: Mapping[str, str]) -> Plan:
     kbest_stamp = f"{soft}/train{kbest_done}"
     k_opt = ("--k", v["KBEST_K"]) if v["KBEST_K"] else ()
     student_opts = ("--threads", v["STUDENT_THREADS"], "--corpus", corpus, "--embeddings", emb, "--epochs",
-                    v["STUDENT_EPOCHS"], "--lr", v["STUDENT_LR"], *maxs)
+                    v["STUDENT_EPOCHS"], "--lr", v["STUDENT_LR"], *maxs, "--profile", v["PROFILE"])
     results = []
     for family in families:
         kd = kds[family]
@@ -324,6 +324,7 @@ def plan(v: Mapping[str, str]) -> Plan:
     latest = "results/quick" if v["PROFILE"] == "quick" else "results"
     add(Step("report", "report", f"{report}/REPORT.md", (
         ("swener", "report", "--profile", v["PROFILE"], "--teacher", teacher_json, "--out", report,
+         "--via", "make experiment" + (" QUICK=1" if v["PROFILE"] == "quick" else ""),
          *(word for r in results for word in ("--result", r))),
         ("mkdir", "-p", latest),
         ("cp", f"{report}/REPORT.md", f"{report}/results.json", f"{report}/*.png", f"{latest}/")),

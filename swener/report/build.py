@@ -19,7 +19,7 @@ from swener.atomic import write_text
 from swener.errors import DataError, SwenerError
 from swener.files import read_json
 from swener.report.collect import collect
-from swener.report.markdown import render_markdown
+from swener.report.markdown import render_markdown, shown_path
 from swener.report.plots import PLOTS, plot_effects, plot_tradeoff
 from swener.report.stats import infer_profile, summarize
 
@@ -44,8 +44,12 @@ def load_teacher(path: Path) -> dict:
 
 
 def build(results_paths: Sequence[Path], out: Path, teacher: Path | dict | None = None, command: str = "",
-          samples: int = 2000, confidence: float = 0.95, seed: int = 0, profile: str | None = None) -> dict[str, Path]:
+          samples: int = 2000, confidence: float = 0.95, seed: int = 0, profile: str | None = None,
+          via: str = "") -> dict[str, Path]:
     """Write REPORT.md, results.json and the two plots into `out`; returns their paths.
+
+    `command`: the command that made the report, short (the runs are listed in results.json, `runs`);
+    `via`: what called it, e.g. "make experiment", shown first in the header.
 
     `profile`: "quick" or "full", written at the top of both; None infers it from the runs
     (a slice of the corpus is the quick profile).
@@ -60,12 +64,13 @@ def build(results_paths: Sequence[Path], out: Path, teacher: Path | dict | None 
         raise SwenerError(f"profile {profile!r}: expected quick or full")
     summary = {"profile": profile or infer_profile(summary), "generated": now.isoformat(timespec="seconds"),
                "machine": {"node": platform.node(), "cores": os.cpu_count(), "platform": platform.platform()},
-               "command": command, **summary}
+               "command": command, "via": via or None, "runs": [str(p) for p in results_paths], **summary}
     out = Path(out)
     paths = {"report": out / "REPORT.md", "results": out / "results.json",
              **{name: out / file for name, file in PLOTS.items()}}
     plot_tradeoff(summary, paths["tradeoff"])
     plot_effects(summary, paths["effects"])
-    write_text(paths["results"], json.dumps(_finite(summary), indent=1, ensure_ascii=False) + "\n")
+    committed = {**shown_path(summary), "runs": summary["runs"]}  # settings without machine-local paths
+    write_text(paths["results"], json.dumps(_finite(committed), indent=1, ensure_ascii=False) + "\n")
     write_text(paths["report"], render_markdown(summary))
     return paths

@@ -117,7 +117,7 @@ def _label(comparisons: list[Comparison]) -> None:
     keys = sorted({k for row in rows for k in row} - {"family"})
     varying = [k for k in keys if len({json.dumps(row[k]) for row in rows if row.get(k) is not None}) > 1]
     for comparison, row in zip(comparisons, rows):
-        extra = [f"{k}={Path(str(row[k])).name if k in ('embeddings', 'soft_labels') else row[k]}"
+        extra = [f"{k}={Path(str(row[k])).name if k in ('embeddings', 'soft_labels', 'transfer_text') else row[k]}"
                  for k in varying if row.get(k) is not None]
         comparison.label = comparison.family + (f" ({', '.join(extra)})" if extra else "")
 

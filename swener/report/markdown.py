@@ -1,9 +1,11 @@
 """REPORT.md from the summary, and the comparison table of `swener compare`."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+from swener.config import data_root
 from swener.report.collect import Run, load_run
 from swener.report.plots import PLOTS
 from swener.report.stats import _short, _stats, _test_sets
@@ -28,6 +30,29 @@ def _number(value: float | None, fmt: str = "{:,.0f}", scale: float = 1.0) -> st
     return "–" if value is None else fmt.format(value * scale)
 
 
+def shown_path(value: Any) -> Any:
+    """A setting as the report prints it: an absolute path relative to the data folder or the working
+    directory, else its file name (no machine-local path in a committed report); lists and dicts inside."""
+    if isinstance(value, (list, tuple)):
+        return [shown_path(v) for v in value]
+    if isinstance(value, dict):
+        return {k: shown_path(v) for k, v in value.items()}
+    if not isinstance(value, str) or not Path(value).is_absolute():
+        return value
+    path = Path(value)
+    for root in (data_root(), Path.cwd()):
+        if root is not None:
+            for base in {Path(root), Path(root).resolve()}:
+                if path.is_relative_to(base):
+                    return str(path.relative_to(base))
+    return path.name
+
+
+def _shown_command(command: str) -> str:
+    """The command with every absolute path in it shown as `shown_path` does."""
+    return re.sub(r"(?<![\w.~-])/[^\s'\"`]+", lambda m: shown_path(m.group()), command)
+
+
 def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
     align = align or "l" + "r" * (len(header) - 1)
     marks = {"l": ":---", "r": "---:", "c": ":---:"}
@@ -46,7 +71,13 @@ together) and then the test sentences (the same sentences for both members of a 
 it covers both training noise and the choice of test sentences. The verdict is "benefits"
 when the whole interval lies above 0, "hurts" when below, "no clear effect" otherwise; there is
 no verdict when the teacher scores 0, when both plain and KD score 0, or when the teacher is
-not better than the plain student (the reason is printed instead). With
+not better than the plain student (the reason is printed instead). p is the two-sided
+bootstrap p-value of "no effect" from the same draws: twice the smaller of the shares of draws
+at or below 0 and at or above 0, a share of k draws counted as (k + 1) / ({samples} + 1). Each verdict alone
+is wrong {wrong:.0f} % of the time when KD has no effect; the Holm verdict holds the chance of even
+one wrong verdict in the whole table at {wrong:.0f} %: Holm's step-down adjustment of the p-values over every
+comparison in the table that has a verdict (valid however the comparisons depend on each other),
+the verdict kept where the adjusted p is below {alpha}, "no clear effect" elsewhere. With
 few seeds the interval is wide and mostly reflects sentence sampling: read "no clear
 effect" as "not shown", not as "no effect". uner-pud and uner-talbanken are out of domain;
 types they do not annotate are mapped to O before scoring. Costs were measured in this run
@@ -86,12 +117,14 @@ def render_markdown(summary: dict) -> str:
     test_sets, teacher = summary["test_sets"], summary["teacher"]
     families = summary["families"]
     machine = summary.get("machine", {})
-    lines = ["# swener: knowledge distillation for Swedish NER", "",
-             f"Generated {summary.get('generated', '?')} on {machine.get('node', '?')} "
-             f"({machine.get('cores', '?')} cores, {machine.get('platform', '?')}) by `{summary.get('command', '?')}`.",
+    alpha = 1 - summary["bootstrap"]["confidence"]
+    lines = ["# swener: knowledge distillation for Swedish NER", "", _made_by(summary) +
+             f" Generated {summary.get('generated', '?')} on {machine.get('node', '?')} "
+             f"({machine.get('cores', '?')} cores, {machine.get('platform', '?')}).",
              "", *_profile_lines(summary),
              "", "## How to read this", "", HOW_TO_READ.format(samples=summary["bootstrap"]["samples"],
-                                                     confidence=100 * summary["bootstrap"]["confidence"]), ""]
+                                                     confidence=100 * summary["bootstrap"]["confidence"],
+                                                     alpha=f"{alpha:g}", wrong=100 * alpha), ""]
 
     level = f"{100 * summary['bootstrap']['confidence']:.0f} %"
     lines += [f"## Does KD help? ΔF1 = F1(KD) − F1(plain), {level} CI", ""]
@@ -103,9 +136,13 @@ def render_markdown(summary: dict) -> str:
                 continue
             rows.append([f["label"], _short(t), _mean_sd(f["f1"]["plain"][t]), _mean_sd(f["f1"]["kd"][t]),
                          _signed(effect["delta"]), f"[{_signed(effect['low'])}, {_signed(effect['high'])}]",
-                         str(effect["seeds"]), str(effect["sentences"]), _verdict_cell(effect)])
-    lines += _table(["family", "test set", "F1 plain", "F1 KD", "ΔF1", f"{level} CI", "seeds", "sentences", "verdict"],
-                    rows, "llrrrrrrl") if rows else ["No family has paired plain and KD runs yet."]
+                         str(effect["seeds"]), str(effect["sentences"]), _p(effect.get("p_value")),
+                         _verdict_cell(effect), _holm_cell(effect)])
+    lines += _table(["family", "test set", "F1 plain", "F1 KD", "ΔF1", f"{level} CI", "seeds", "sentences", "p",
+                     "verdict", "Holm verdict"],
+                    rows, "llrrrrrrrll") if rows else ["No family has paired plain and KD runs yet."]
+    if rows and summary.get("many_comparisons"):
+        lines += ["", _many_comparisons(summary["many_comparisons"], level)]
     refused = sum(1 for f in families for e in f["kd_effect"].values() if e.get("refused"))
     if refused:
         lines += ["", f"{refused} comparison(s) get no verdict: {REFUSAL_RULE}"]
@@ -194,8 +231,8 @@ def render_markdown(summary: dict) -> str:
     rows = []
     for f in families:
         kd = f["kd_settings"] or {}
-        shared = ", ".join(f"{k}={v}" for k, v in f["settings"].items() if k != "family")
-        kd_text = ", ".join(f"{k}={v}" for k, v in kd.items()) if kd else "–"
+        shared = ", ".join(f"{k}={shown_path(v)}" for k, v in f["settings"].items() if k != "family")
+        kd_text = ", ".join(f"{k}={shown_path(v)}" for k, v in kd.items()) if kd else "–"
         rows.append([f["label"], f["corpus"], shared, kd_text, " ".join(map(str, f["seeds"]["plain"])) or "–",
                      " ".join(map(str, f["seeds"]["kd"])) or "–"])
     lines += _table(["family", "corpus", "settings", "KD settings", "plain seeds", "KD seeds"], rows, "llllll")
@@ -214,6 +251,35 @@ COST_NOTE = ("Students' costs are medians over the family's runs (plain and KD s
              "and per update of the median times per optimizer update (an epoch, its dev evaluation included, "
              "over its updates): a transfer set adds updates to every KD epoch, so per update is what the KD "
              "term itself costs.")
+
+
+def _made_by(summary: dict) -> str:
+    """The header's first sentence: how the report was made, briefly (the runs are listed in results.json)."""
+    command = _shown_command(summary.get("command") or "?")
+    via = summary.get("via")
+    runs = summary.get("runs")
+    over = f" over {len(runs)} runs (listed in results.json, `runs`)" if runs is not None else ""
+    return f"Made by `{via}` (`{command}`){over}." if via else f"Made by `{command}`{over}."
+
+
+def _many_comparisons(many: dict, level: str) -> str:
+    """The sentence under the KD-effect table: verdicts expected by chance, verdicts found, verdicts after Holm."""
+    m, alpha = many["comparisons"], many["alpha"]
+    return (f"**Many comparisons.** The table makes {m} comparisons at {level}: if KD had no effect on any of "
+            f"them, about {many['expected_by_chance']:.1f} would still get a \"benefits\" or \"hurts\" verdict "
+            f"by chance ({m} x {alpha:g}). It has {many['verdicts']}; after Holm's adjustment over the {m}, "
+            f"{many['holm_verdicts']} remain (the Holm verdict column).")
+
+
+def _p(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _holm_cell(effect: dict) -> str:
+    verdict = effect.get("holm_verdict")
+    if verdict is None:
+        return "–"
+    return f"**{verdict}**" if verdict in ("benefits", "hurts") else verdict
 
 
 def _verdict_cell(effect: dict) -> str:
@@ -240,6 +306,7 @@ def _profile_lines(summary: dict) -> list[str]:
         "runs, they are not findings)" if profile == "quick" else "")]
     settings = summary.get("settings", {})
     for key, value in settings.items():
+        value = shown_path(value)
         if key == "teacher":
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         elif key == "max_sentences" and value is None:

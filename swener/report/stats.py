@@ -28,6 +28,7 @@ class Effect:
     sentences: int
     samples: int
     confidence: float
+    p_value: float = 1.0
     deltas: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
     def as_dict(self) -> dict:
@@ -88,7 +89,56 @@ def kd_effect(plain: np.ndarray, kd: np.ndarray, samples: int = 2000, confidence
     point = float(np.mean(f1_from_counts(kd) - f1_from_counts(plain)))
     tail = (1 - confidence) / 2
     low, high = (float(q) for q in np.quantile(deltas, [tail, 1 - tail]))
-    return Effect(point, low, high, verdict(low, high), n_seeds, n_sentences, len(deltas), confidence, deltas)
+    return Effect(point, low, high, verdict(low, high), n_seeds, n_sentences, len(deltas), confidence,
+                  bootstrap_p(deltas), deltas)
+
+
+def bootstrap_p(deltas: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "no effect" from the draws of the effect.
+
+    2 x the smaller share of draws on either side of 0 (a draw at exactly 0 counts on both), each share
+    as (draws + 1) / (all draws + 1), the usual correction that keeps a p of a finite bootstrap above 0;
+    at most 1.
+    """
+    deltas = np.asarray(deltas, dtype=float)
+    below, above = int(np.sum(deltas <= 0)), int(np.sum(deltas >= 0))
+    return min(1.0, 2 * (min(below, above) + 1) / (len(deltas) + 1))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given: reject where the adjusted p is below alpha.
+
+    Sorted ascending, the i-th smallest of m gets max over j <= i of (m - j + 1) x p_(j), capped at 1:
+    the smallest alpha at which the step-down procedure rejects it. Valid under any dependence.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [1.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _adjust_for_many(families: list[dict], confidence: float) -> dict:
+    """Holm over every comparison that has a verdict: each effect's `holm_p` and `holm_verdict`, and the counts.
+
+    The Holm verdict keeps the per-comparison verdict only where the adjusted p is below 1 - confidence.
+    """
+    alpha = round(1 - confidence, 12)  # 0.05, not 1 - 0.95 = 0.050000000000000044
+    effects = [e for f in families for e in f["kd_effect"].values() if not e.get("refused")]
+    for effect, adjusted in zip(effects, holm([e["p_value"] for e in effects])):
+        effect["holm_p"] = adjusted
+        effect["holm_verdict"] = effect["verdict"] if adjusted < alpha else "no clear effect"
+    for f in families:
+        for effect in f["kd_effect"].values():
+            if effect.get("refused"):
+                effect["holm_p"] = effect["holm_verdict"] = None
+    decided = ("benefits", "hurts")
+    return {"method": "holm", "comparisons": len(effects), "alpha": alpha,
+            "expected_by_chance": len(effects) * alpha,
+            "verdicts": sum(e["verdict"] in decided for e in effects),
+            "holm_verdicts": sum(e["holm_verdict"] in decided for e in effects)}
 
 
 # ----- the summary (what results.json holds) -----
@@ -232,7 +282,9 @@ def summarize(comparisons: list[Comparison], teacher: dict | None = None, sample
         families.append(entry)
     teacher_summary = _teacher_summary(teacher, test_sets) if teacher else None
     _refuse_degenerate(families, teacher_summary)
+    many = _adjust_for_many(families, confidence)
     return {"test_sets": test_sets, "bootstrap": {"samples": samples, "confidence": confidence, "seed": seed},
+            "many_comparisons": many,
             "teacher": teacher_summary, "families": families, "settings": _settings(families, teacher_summary),
             "untrained": untrained_runs(comparisons),
             "gap": gap_closed(families, teacher_summary, test_sets) if teacher_summary else []}

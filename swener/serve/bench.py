@@ -161,11 +161,9 @@ def default_models() -> list[tuple[str, str, Path]]:
 
     found = []
     for name in ("teacher", *models.FAMILIES):
-        entry, _ = models.choose(models.entries_for(name))
-        if entry is None and name != "teacher":
-            entry, _ = models.choose(models.entries_for(f"{name}-plain"))
+        entry, _ = models.choose(models.entries_for(name))  # a family's name: its best on dev, plain or KD
         if entry is not None:
-            found.append((entry.name, "teacher" if name == "teacher" else name, entry.path))
+            found.append((name, "teacher" if name == "teacher" else name, entry.path))
         else:
             print(f"note: no trained {name} under {models.models_dir()}/: left out", file=sys.stderr)
     return found

@@ -1,6 +1,7 @@
 """Benchmark `swener tag`: throughput after start-up, start-up time, peak memory.
 
     python -m swener.serve.bench_tag MODEL [--size-mb 1] [--runs 3] [--json OUT]
+    python -m swener.serve.bench_tag compare MODEL... --base WORKTREE --json OUT   # issue 38, one run
 
 Builds about 1 MB of Swedish text from the first lines of the shared regeringen.txt.gz,
 then runs the real command line as a child process: once on an empty file (start-up:
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 from swener.config import REPO_ROOT
 from swener.files import open_text
@@ -48,18 +50,32 @@ def swener_command() -> list[str]:
     return [sys.executable, "-c", "import swener_cli; swener_cli.main()"]
 
 
-def timed(args: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one child process (wait4); stops if the command fails."""
+def timed(args: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (with its worker processes) and peak RSS in MB of one command.
+
+    Peak RSS is the largest sum over the process and its children, sampled every 20 ms (wait4's
+    figure is the largest single process, which undercounts worker processes).
+    """
+    import psutil
+
+    before = psutil.Process().cpu_times()
     started = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert child.stderr is not None
-    err = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
+    peak, watched = 0, psutil.Process(child.pid)
+    while child.poll() is None:
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in [watched, *watched.children(recursive=True)]))
+        except psutil.Error:  # a process ended while it was read
+            pass
+        time.sleep(0.02)
     seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
+    err = child.stderr.read()
     if child.returncode:
         raise SystemExit(f"failed ({child.returncode}): {' '.join(args)}\n{err.decode(errors='replace')}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    after = psutil.Process().cpu_times()
+    cpu = after.children_user + after.children_system - before.children_user - before.children_system
+    return seconds, cpu, peak / 2**20
 
 
 def count_tokens(conll: Path) -> tuple[int, int]:
@@ -74,7 +90,8 @@ def count_tokens(conll: Path) -> tuple[int, int]:
     return tokens, sentences
 
 
-def bench(model: str, text: Path, runs: int, batch_size: int, threads: int, work: Path, engine: str = "auto") -> dict:
+def bench(model: str, text: Path, runs: int, batch_size: int, threads: int, work: Path, engine: str = "auto",
+          command: list[str] | None = None, env: dict | None = None, extra: Sequence[str] = ()) -> dict:
     """Start-up and full runs of `swener tag`, `runs` times each; medians.
 
     Besides wall time it reports tokens per CPU-second after start-up: on cores shared with
@@ -82,14 +99,14 @@ def bench(model: str, text: Path, runs: int, batch_size: int, threads: int, work
     """
     empty, out = work / "empty.txt", work / "out.conll"
     empty.write_text("", encoding="utf-8")
-    base = [*swener_command(), "tag", model, "--batch-size", str(batch_size), "--threads", str(threads),
-            "--engine", engine]
+    base = [*(command or swener_command()), "tag", model, "--batch-size", str(batch_size), "--threads", str(threads),
+            "--engine", engine, *extra]
     startups, fulls, peaks, startup_cpu, full_cpu = [], [], [], [], []
     for _ in range(runs):
-        seconds, cpu, _ = timed([*base, str(empty), "-o", str(work / "empty.out")])
+        seconds, cpu, _ = timed([*base, str(empty), "-o", str(work / "empty.out")], env)
         startups.append(seconds)
         startup_cpu.append(cpu)
-        seconds, cpu, rss = timed([*base, str(text), "-o", str(out)])
+        seconds, cpu, rss = timed([*base, str(text), "-o", str(out)], env)
         fulls.append(seconds)
         full_cpu.append(cpu)
         peaks.append(rss)
@@ -111,8 +128,158 @@ def bench(model: str, text: Path, runs: int, batch_size: int, threads: int, work
     }
 
 
+def repeat_text(source: Path, target: Path, size_bytes: int) -> int:
+    """Write the lines of `source` (.txt or .txt.gz) to `target` over and over until about `size_bytes`."""
+    written = 0
+    with open(target, "w", encoding="utf-8", newline="\n") as out:
+        while written < size_bytes:
+            with open_text(source) as lines:
+                for line in lines:
+                    if written >= size_bytes:
+                        break
+                    out.write(line)
+                    written += len(line.encode("utf-8"))
+    return written
+
+
+def onnx_model_only(folder: Path, precision: str, repeats: int = 3, batch_size: int = 32) -> dict:
+    """`swener.serve.bench`'s model-only protocol for an export folder: tag_tokens over the test split, one
+    thread, median of `repeats` passes after a warm-up."""
+    from swener.data import corpora
+    from swener.serve.onnx import OnnxTagger
+
+    tokens = [s.tokens for s in corpora.load("webbnyheter2012").splits["test"] if s.tokens]
+    n = sum(map(len, tokens))
+    tagger = OnnxTagger(folder, precision=precision)
+    tagger.tag_tokens(tokens, batch_size)
+    speeds = []
+    for _ in range(repeats):
+        clock = time.perf_counter()
+        tagger.tag_tokens(tokens, batch_size)
+        speeds.append(n / (time.perf_counter() - clock))
+    return {"tokens_per_second": round(statistics.median(speeds)), "runs": [round(x) for x in speeds]}
+
+
+def _child_json(args: list[str]) -> dict | None:
+    """The last line of a child Python's stdout as JSON; None (with a note) if it failed."""
+    env = {**os.environ, "SWENER_LAZY": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, *args], capture_output=True, env=env)
+    if done.returncode:
+        print(f"note: {' '.join(args)} failed: {done.stderr.decode(errors='replace')[-300:]}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+
+def compare(models: Sequence[str], base: Path, source: Path, sizes_mb: Sequence[float], runs: int, work: Path
+            ) -> dict:
+    """One run of everything issue 38 asks: per model, model-only tokens/s per precision, then `swener tag`
+    end to end on each text size with today's code (`base`, a worktree of the commit before) and the new one."""
+    from swener.serve import names
+    from swener.serve.onnx import default_folder, is_export
+
+    texts = {}
+    for size in sizes_mb:
+        texts[size] = work / f"text-{size:g}mb.txt"
+        repeat_text(source, texts[size], int(size * 1_000_000))
+    before_cmd = [sys.executable, "-c", "import swener_cli; swener_cli.main()"]
+    before_env = {**os.environ, "PYTHONPATH": str(base), "SWENER_LAZY": "1"}
+    rows = []
+    for model in models:
+        path = names.resolve(model)
+        pt = path / "best-model.pt" if path.is_dir() and not is_export(path) else path
+        folder = path if is_export(path) else default_folder(pt)
+        if not is_export(folder):
+            raise SystemExit(f"{model}: no export at {folder}; run `swener export {model}` first")
+        row: dict = {"model": model, "pt": str(pt), "export": str(folder), "model_only_tokens_per_second": {}}
+        for variant in ("float32", "bf16", "int8"):
+            if pt.suffix == ".pt" and pt.is_file():
+                found = _child_json(["-m", "swener.serve.bench", "_measure", str(pt), "--variant", variant,
+                                     "--repeats", str(runs)])
+                if found:
+                    row["model_only_tokens_per_second"][f"torch_{variant}"] = found["tokens_per_second"]
+        for precision in ("float32", "int8"):
+            found = _child_json(["-m", "swener.serve.bench_tag", "_model_only", str(folder), precision])
+            if found:
+                row["model_only_tokens_per_second"][f"onnx_{precision}"] = found["tokens_per_second"]
+        check = _child_json(["-m", "swener.serve.precision_check", str(folder)])  # writes precision.json: the default
+        row["dev_check"] = check
+        fastest = max(row["model_only_tokens_per_second"].items(), key=lambda kv: kv[1], default=(None, 0))
+        row["fastest_model_only"] = {"variant": fastest[0], "tokens_per_second": fastest[1]}
+        row["end_to_end"] = {}
+        outputs = {}
+        for size, text in texts.items():
+            repeats = runs if size <= 1 else 1
+            for label, cmd, env, extra in (("before_onnx_float32", before_cmd, before_env, ()),
+                                           ("new_float32", None, None, ("--precision", "float32")),
+                                           ("new_auto", None, None, ())):
+                if label == "new_float32" and size > 1:
+                    continue  # only for the identity check
+                place = work / f"{Path(model).name}-{label}-{size:g}"
+                place.mkdir(exist_ok=True)
+                result = bench(str(folder), text, repeats, 64, 1, place, "onnx", cmd, env, extra)
+                outputs[(label, size)] = place / "out.conll"
+                row["end_to_end"][f"{label}_{size:g}mb"] = result
+        small = min(texts)
+        row["new_float32_identical_to_before"] = (outputs[("new_float32", small)].read_bytes()
+                                                  == outputs[("before_onnx_float32", small)].read_bytes())
+        large = max(texts)
+        new, old = row["end_to_end"][f"new_auto_{large:g}mb"], row["end_to_end"][f"before_onnx_float32_{large:g}mb"]
+        row["ratio_end_to_end_to_fastest_model_only"] = round(
+            new["tokens_per_second_end_to_end"] / max(fastest[1], 1), 2)
+        row["speedup_end_to_end_new_over_before"] = round(
+            new["tokens_per_second_end_to_end"] / max(old["tokens_per_second_end_to_end"], 1), 2)
+        rows.append(row)
+    return {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "base": str(base), "source": str(source),
+            "machine": f"{platform.node()} ({os.cpu_count()} cores), load average {os.getloadavg()[0]:.1f}",
+            "sizes_mb": list(sizes_mb), "models": rows}
+
+
+def table(result: dict) -> str:
+    """The markdown table of a `compare` result."""
+    lines = ["| model | model-only tokens/s | fastest | e2e before (1 MB / 30 MB) | e2e new | ratio | speed-up "
+             "| start-up before / new | peak RSS MB before / new (1 / 30 MB) | same output |",
+             "|:--|:--|--:|--:|--:|--:|--:|--:|--:|:--|"]
+    for row in result["models"]:
+        e2e = row["end_to_end"]
+        sizes = [f"{s:g}mb" for s in result["sizes_mb"]]
+
+        def get(label: str, key: str) -> str:
+            return " / ".join(str(e2e.get(f"{label}_{s}", {}).get(key, "-")) for s in sizes)
+
+        only = ", ".join(f"{k} {v:,}" for k, v in row["model_only_tokens_per_second"].items())
+        lines.append(f"| {row['model']} | {only} | {row['fastest_model_only']['tokens_per_second']:,} | "
+                     f"{get('before_onnx_float32', 'tokens_per_second_end_to_end')} | "
+                     f"{get('new_auto', 'tokens_per_second_end_to_end')} | "
+                     f"{row['ratio_end_to_end_to_fastest_model_only']} | {row['speedup_end_to_end_new_over_before']} | "
+                     f"{e2e[f'before_onnx_float32_{sizes[0]}']['startup_seconds']} / "
+                     f"{e2e[f'new_auto_{sizes[0]}']['startup_seconds']} | "
+                     f"{get('before_onnx_float32', 'peak_rss_mb')} ; {get('new_auto', 'peak_rss_mb')} | "
+                     f"{row['new_float32_identical_to_before']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line of the benchmark."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_model_only"]:
+        print(json.dumps(onnx_model_only(Path(argv[1]), argv[2])))
+        return
+    if argv[:1] == ["compare"]:
+        parser = argparse.ArgumentParser(prog="swener.serve.bench_tag compare")
+        parser.add_argument("models", nargs="+", help="short names, .pt files or export folders")
+        parser.add_argument("--base", type=Path, required=True, help="a worktree of the commit before (today's code)")
+        parser.add_argument("--text", type=Path, default=DEFAULT_TEXT)
+        parser.add_argument("--sizes-mb", type=lambda t: [float(x) for x in t.split(",")], default=[1.0, 30.0])
+        parser.add_argument("--runs", type=int, default=3)
+        parser.add_argument("--json", type=Path, required=True)
+        a = parser.parse_args(argv[1:])
+        with tempfile.TemporaryDirectory(prefix="swener-bench-tag-") as folder:
+            result = compare(a.models, a.base.resolve(), a.text, a.sizes_mb, a.runs, Path(folder))
+        from swener.atomic import write_json
+
+        write_json(a.json, result)
+        print(table(result))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a .pt file or a short name (bilstm-crf, ...)")
     parser.add_argument("--text", type=Path, default=Path(os.environ.get("SWENER_BENCH_TEXT", DEFAULT_TEXT)),

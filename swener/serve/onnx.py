@@ -3,12 +3,18 @@
 Imports neither torch nor Flair, so `swener tag` starts in well under a second plus the
 time to read the vectors. It tags like the student it was exported from (same lookup
 rules, same decoder; float rounding in the encoder may flip a near-tie).
+
+An export folder is the form of a model to share: it holds no code. Nothing here unpickles
+(arrays are read with `allow_pickle=False`), and a folder in which someone put a pickle (a
+.pt/.pkl/... file, a file with a pickle header, an .npy/.npz of Python objects) is refused
+before anything in it is read (`check_no_pickles`).
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Sequence
 
 import numpy as np
 
@@ -19,6 +25,9 @@ from swener.vectors.compact import CompactVectors, WordTable
 
 FORMAT = "swener-onnx-tagger"  # as swener.serve.export.FORMAT (that module imports torch when it exports)
 MODEL_FILE, VECTORS_FILE, CONFIG_FILE = "model.onnx", "vectors.npz", "tagger.json"
+CARD_FILE = "MODEL.md"  # the model card written beside them
+# files that are (or usually are) Python pickles: torch, joblib and pickle's own suffixes
+PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".bin"})
 
 
 @dataclass
@@ -40,33 +49,108 @@ def is_export(path: Path) -> bool:
     return path.is_dir() and (path / CONFIG_FILE).is_file() and (path / MODEL_FILE).is_file()
 
 
+def _array_reason(stream: IO[bytes], name: str) -> str | None:
+    """Why an .npy stream may unpickle when loaded (an array of Python objects, or a header not checked); else None."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            return f"{name}: an array file of format version {version[0]}.{version[1]}, which swener cannot check"
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        _, _, dtype = read(stream)
+    except ValueError:  # not an .npy file: numpy (allow_pickle=False) would not load it either
+        return None
+    return f"{name}: an array of Python objects (loading it unpickles)" if dtype.hasobject else None
+
+
+def pickle_reason(path: Path) -> str | None:
+    """Why a file may hold a Python pickle (by its name, its first bytes, or the arrays in it); None if not."""
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        return f"a {suffix} file, which is a Python pickle"
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+        if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO opcode of pickle protocols 2-5
+            return "a Python pickle (it starts with a pickle header)"
+        if suffix == ".npy":
+            handle.seek(0)
+            return _array_reason(handle, path.name)
+    if head.startswith(b"PK\x03\x04") and zipfile.is_zipfile(path):  # .npz, and torch's zipped pickles
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if Path(info.filename).suffix.lower() in PICKLE_SUFFIXES:
+                    return f"an archive holding a pickle ({info.filename})"
+                if info.filename.endswith(".npy"):
+                    with archive.open(info) as member:
+                        reason = _array_reason(member, info.filename)
+                    if reason:
+                        return f"an archive holding {reason}"
+    return None
+
+
+def check_no_pickles(folder: Path) -> None:
+    """Refuse an export folder with a file that may be a pickle: one SwenerError naming the file and the fix."""
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            reason = pickle_reason(path)
+        except (OSError, zipfile.BadZipFile) as err:
+            raise SwenerError(f"{path}: cannot be read to check that it is no pickle ({err}); fix its permissions "
+                              "or delete it") from None
+        if reason:
+            raise SwenerError(f"{path}: {reason}; an export folder must hold no pickle (unpickling can run "
+                              f"code), so it is not loaded: delete the file if you trust the rest of the folder, "
+                              f"else export the model again with `swener export MODEL`")
+
+
 class OnnxTagger:
     """A tagger from an export folder with `tag_tokens`, the interface `swener.serve.tagging` uses."""
 
-    def __init__(self, folder: str | Path, threads: int = 1) -> None:
+    def __init__(self, folder: str | Path, threads: int = 1, precision: str = "float32") -> None:
         folder = Path(folder)
+        check_no_pickles(folder)
         config = read_json(folder / CONFIG_FILE, "not an exported swener tagger",
                            "export one with `swener export MODEL`")
         if config.get("format") != FORMAT:
             raise SwenerError(f"{folder}/{CONFIG_FILE}: not an exported swener tagger (format "
                               f"{config.get('format')!r}); export one with `swener export MODEL`")
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self.session = onnxruntime.InferenceSession(str(folder / MODEL_FILE), options,
-                                                        providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types on a damaged file
-            raise SwenerError(f"{folder}/{MODEL_FILE}: ONNX Runtime cannot load it ({err})") from None
-        self.folder, self.config = folder, config
+        self.folder, self.config, self.threads = folder, config, threads
+        self.precision = precision
+        self.model_file = self._model_file(precision)
+        self.session = self._open_session()
         self.tags: list[str] = list(config["tags"])
         self.tag_type: str = config.get("tag_type", "ner")
         self.card: dict = config.get("card") or {}
         self.use_crf: bool = bool(config["use_crf"])
         self.transitions = np.asarray(config["transitions"], dtype=np.float32) if self.use_crf else None
         self.table = WordTable(CompactVectors.load(folder / VECTORS_FILE), config.get("oov", "subword"))
+
+    def _model_file(self, precision: str) -> Path:
+        """The ONNX graph of a precision: model.onnx (float32) or its dynamic int8 form (`swener.serve.precision`)."""
+        if precision == "float32":
+            return self.folder / MODEL_FILE
+        if precision == "int8":
+            from swener.serve.precision import int8_model
+
+            return int8_model(self.folder / MODEL_FILE)
+        raise SwenerError(f"{self.folder}: an exported model runs in float32 or int8, not {precision} "
+                          "(ONNX Runtime has no bf16 kernels on CPU; bf16: the .pt model with --engine flair)")
+
+    def _open_session(self):
+        """An ONNX Runtime session of `model_file` with this tagger's threads."""
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        try:
+            return onnxruntime.InferenceSession(str(self.model_file), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types on a damaged file
+            raise SwenerError(f"{self.model_file}: ONNX Runtime cannot load it ({err})") from None
+
+    def reopen(self) -> None:
+        """A session of its own, for a process forked after this tagger was loaded (`swener.serve.pipeline`)."""
+        self.session = self._open_session()
 
     def inputs(self, id_lists: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """The encoder's inputs for sentences given as word ids: vectors [B, T, D] and lengths [B]."""

@@ -4,6 +4,8 @@ A mixin of `swener.students.tagger.StudentTagger` (before Flair's SequenceTagger
 it replaces Flair's batch preparation, `predict` and decoding when the student's embeddings are
 swener's compact fastText table, and adds `tag_tokens` (no Flair objects at all). Flair's own
 path stays for other embeddings and for `tagger.lean = False` (the comparisons in tests/test_lean.py).
+On both paths a student's extra input parts (character features, subword vectors:
+`swener.students.inputs.WordFeatures.extend_inputs`) are appended to the word vectors of the token texts.
 """
 from __future__ import annotations
 
@@ -35,15 +37,18 @@ class LeanPath:
         """Whether `tag_tokens` works: the lean path over the token text (not a token label)."""
         return self.uses_lean_path and self.embeddings.field is None
 
+    def _token_texts(self, sentence: Sentence) -> list[str]:
+        """The texts of a sentence's tokens that the word vectors are looked up by (a token label for a `field`)."""
+        field = getattr(self.embeddings, "field", None)
+        return [t.text if field is None else t.get_label(field).value for t in sentence.tokens]
+
     def _sentence_ids(self, sentence: Sentence) -> list[int]:
         """The word ids of a sentence, looked up once and kept on it (until the id space changes)."""
         embeddings: CompactFastTextEmbeddings = self.embeddings  # type: ignore[assignment]
         cached = getattr(sentence, IDS_ATTR, None)
         if cached is not None and cached[0] == embeddings.ids_key and len(cached[1]) == len(sentence):
             return cached[1]
-        field = embeddings.field
-        texts = [t.text if field is None else t.get_label(field).value for t in sentence.tokens]
-        ids = embeddings.word_ids(texts)
+        ids = embeddings.word_ids(self._token_texts(sentence))
         setattr(sentence, IDS_ATTR, (embeddings.ids_key, ids))
         return ids
 
@@ -55,13 +60,18 @@ class LeanPath:
         return padded.to(flair.device), torch.LongTensor(lengths)
 
     def _prepare_tensors(self, data_points: list[Sentence] | Sentence) -> tuple[torch.Tensor, torch.LongTensor]:
-        """[B, T, D] word vectors and lengths: one gather per batch, nothing stored on the tokens."""
-        if not self.uses_lean_path:
-            return super()._prepare_tensors(data_points)
+        """[B, T, D] word vectors (with the extra input parts) and lengths: one gather per batch, nothing stored on
+        the tokens."""
         sentences = [data_points] if not isinstance(data_points, list) else data_points
-        self.embeddings.trim_oov_table()
-        ids, lengths = self._padded_ids([self._sentence_ids(s) for s in sentences])
-        return self._cast_input(self.embeddings.lookup(ids)), lengths
+        if not self.uses_lean_path:
+            vectors, lengths = super()._prepare_tensors(sentences)
+        else:
+            self.embeddings.trim_oov_table()
+            ids, lengths = self._padded_ids([self._sentence_ids(s) for s in sentences])
+            vectors = self._cast_input(self.embeddings.lookup(ids))
+        if self.has_word_features:
+            vectors = self.extend_inputs(vectors, [self._token_texts(s) for s in sentences])
+        return vectors, lengths
 
     def _prepare_label_tensor(self, sentences: list[Sentence]) -> torch.Tensor:
         """Gold tag ids of a batch; while training they are computed once per sentence and kept on it."""
@@ -125,8 +135,11 @@ class LeanPath:
                     batch = order[start:start + batch_size]
                     embeddings.trim_oov_table()
                     ids, lengths = self._padded_ids([embeddings.word_ids(list(token_lists[i])) for i in batch])
+                    vectors = self._cast_input(embeddings.lookup(ids))
+                    if self.has_word_features:
+                        vectors = self.extend_inputs(vectors, [token_lists[i] for i in batch])
                     with self._inference_precision():
-                        emissions = self.emissions(self._cast_input(embeddings.lookup(ids)), lengths)
+                        emissions = self.emissions(vectors, lengths)
                     tags, confidences = self._decode(emissions, lengths)
                     for row, i in enumerate(batch):
                         n = len(token_lists[i])

@@ -18,6 +18,7 @@ from typing import Sequence
 from swener import config
 from swener.config import EVAL_CORPORA
 from swener.data import corpora
+from swener.data.subsets import load_gold
 from swener.errors import SwenerError
 from swener.kd import softlabels
 from swener.runs import RESULTS_FILE, TRAINING_FILE, StudentResults
@@ -59,6 +60,16 @@ class StudentSettings:
     dev_only: bool = False  # score dev only (sweeps, which choose settings, never read test)
     # keyword options of the family's encoder (e.g. {"residual": True} for the ID-CNN); None: its defaults
     encoder_options: dict | None = None
+    gold: int | None = None  # train on the gold subset of this many train sentences (`swener.data.subsets`)
+    # inputs besides the fastText vector (swener.students.inputs): a per-word character CNN ...
+    chars: bool = False
+    char_dim: int = config.CHAR_DIM
+    char_filters: int = config.CHAR_FILTERS
+    # ... and the teacher's subword table: a backbone folder (or e5-small-sv / e5-small), None for none
+    subwords: str | None = None
+    subword_dim: int | None = config.SUBWORD_DIM  # PCA to this many dimensions (None: the backbone's width)
+    subword_pooling: str = config.SUBWORD_POOLINGS[0]
+    subword_trainable: bool = False
 
     @property
     def uses_teacher(self) -> bool:
@@ -133,9 +144,47 @@ def load_transfer(soft_dir: Path, text: Path, sentences: int | None, teacher_sha
     return flair_sentences
 
 
+def student_inputs(settings: StudentSettings, corpus, words: Sequence[str]) -> tuple[dict | None, object, dict]:
+    """The character CNN's options (its alphabet from the train sentences the student learns from), the subword
+    table (for the corpus's words and `words`, the fastText vocabulary), and what the model card says of them."""
+    from swener.vectors.chars import alphabet
+
+    chars = table = None
+    facts: dict = {}
+    if settings.chars:
+        train = corpus.splits["train"][:settings.max_sentences]
+        chars = {"alphabet": alphabet(t for s in train for t in s.tokens), "dim": settings.char_dim,
+                 "filters": settings.char_filters}
+        facts["chars"] = {"alphabet": len(chars["alphabet"]), "dim": settings.char_dim,
+                          "filters": settings.char_filters, "width": config.CHAR_WIDTH}
+    if settings.subwords:
+        from swener.teacher.backbone import resolve_backbone
+        from swener.vectors.subwords import build_table
+
+        folder = Path(resolve_backbone(settings.subwords))
+        if not folder.is_dir():
+            raise SwenerError(f"--subwords {settings.subwords}: not a backbone folder; give one with tokenizer.json "
+                              "and model.safetensors (e.g. embeddings/e5-small-sv)")
+        corpus_words = (t for split in corpus.splits.values() for s in split for t in s.tokens)
+        try:
+            table = build_table(folder, [*corpus_words, *words], settings.subword_dim, settings.subword_pooling)
+        except ValueError as err:
+            raise SwenerError(f"--subword-dim: {err}") from None
+        facts["subwords"] = {**table.meta, "dim": table.dim, "pooling": table.pooling,
+                             "trainable": settings.subword_trainable, "words": len(table.words),
+                             "bytes": table.nbytes()}
+        log.info("subword table of %s: %d pieces x %d, %d words kept, %.1f MB", folder, table.pieces.shape[0],
+                 table.dim, len(table.words), table.nbytes() / 1e6)
+    return chars, table, facts
+
+
 def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: Path, soft_dir: Path | None,
-                  out: Path, eval_corpora: Sequence[str] = EVAL_CORPORA, plugins: Sequence = ()) -> dict:
+                  out: Path, eval_corpora: Sequence[str] = EVAL_CORPORA, plugins: Sequence = (),
+                  profile: str | None = None) -> dict:
     """Train, score and measure one student; returns (and writes) its results.
+
+    `profile`: the Makefile profile that asked for the run ("quick" or "full"), recorded in
+    results.json for `swener models` (None: not recorded; swener.serve.names infers it).
 
     `plugins`: more Flair trainer plugins (e.g. swener.tune's per-epoch report of dev F1).
     """
@@ -162,7 +211,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
             encoders.check_options(config.FAMILIES[settings.family][0], settings.encoder_options)
         except ValueError as err:
             raise SwenerError(f"--encoder-option: {err}") from None
-    corpus = corpora.load(corpus_name)
+    corpus = load_gold(corpus_name, settings.gold)
     flair_corpus = corpora.to_flair(corpus, settings.max_sentences)
     card: dict = {"corpus": corpus_name, "corpus_licence": corpus.licence, "types": list(corpus.types),
                   "family": settings.family, "embeddings": str(embeddings_path), "oov": settings.oov,
@@ -182,7 +231,7 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
         attach_soft_labels(list(flair_corpus.train), soft)
         teacher_tags = soft.tags
         card["teacher"] = {"sha256": soft.header["teacher_sha256"], "path": soft.header.get("teacher_path"),
-                           "soft_labels": str(soft_dir)}
+                           "soft_labels": str(soft_dir), "gold": soft.header.get("teacher_gold")}
         if settings.transfer_text is not None:
             from flair.data import Corpus
 
@@ -196,19 +245,24 @@ def train_student(settings: StudentSettings, corpus_name: str, embeddings_path: 
     elif settings.transfer_text is not None:
         raise SwenerError("a transfer set only teaches through the teacher's distributions: give --alpha > 0")
     embeddings = CompactFastTextEmbeddings(embeddings_path, oov=settings.oov)
+    chars, subwords, card["inputs"] = student_inputs(settings, corpus, embeddings.words)
     flair.set_seed(settings.seed)  # the initial weights too come from the seed (fit seeds the training itself)
     try:
         student = build_student(settings.family, embeddings, corpus.types, alpha=settings.alpha,
                                 temperature=settings.temperature,
                                 kd_target=settings.kd_target if settings.uses_teacher else config.DEFAULT_KD_TARGET,
                                 hidden_size=settings.hidden_size, teacher_tags=teacher_tags, card=card,
-                                encoder_options=settings.encoder_options)
+                                encoder_options=settings.encoder_options, chars=chars, subwords=subwords,
+                                subword_trainable=settings.subword_trainable)
     except ValueError as err:  # the cache's tags do not fit this student (validate checks them first)
         raise SwenerError(f"{soft_dir}: {err}; write the soft labels again for this corpus") from None
     results: dict = {"settings": asdict(settings), "corpus": corpus_name, "embeddings": str(embeddings_path),
                      "soft_labels": str(soft_dir) if soft_dir else None,
                      "transfer": card["teacher"].get("transfer") if card["teacher"] else None,
-                     "machine": f"{platform.node()} ({os.cpu_count()} cores)"}
+                     # the gold sentences of the KD run's teacher (None: all of train), for the gold curve
+                     "teacher_gold": card["teacher"].get("gold") if card["teacher"] else None,
+                     "machine": f"{platform.node()} ({os.cpu_count()} cores)", "profile": profile,
+                     "inputs": card["inputs"]}  # the character CNN's and the subword table's facts ({}: fastText only)
 
     def score(partial: Path) -> None:
         """Score the trained model in its partial folder and write results.json there, before the swap."""

@@ -27,7 +27,9 @@ from swener.data.tags import span_dictionary
 from swener.kd import crf, crf_loss
 from swener.kd import loss as kd
 from swener.students import encoders
+from swener.students.inputs import WordFeatures
 from swener.students.lean import LeanPath
+from swener.vectors.subwords import SubwordTable
 
 FAMILIES = config.FAMILIES
 KD_TARGETS = kd.KD_TARGETS
@@ -47,7 +49,7 @@ def current_key(key: str) -> str:
     return key
 
 
-class StudentTagger(LeanPath, SequenceTagger):
+class StudentTagger(LeanPath, WordFeatures, SequenceTagger):
     """A sequence tagger of the student grid, trained on gold labels and teacher distributions."""
 
     def __init__(
@@ -67,6 +69,9 @@ class StudentTagger(LeanPath, SequenceTagger):
         card: dict[str, Any] | None = None,
         precision: str = "float32",
         encoder_options: dict[str, Any] | None = None,
+        chars: dict[str, Any] | None = None,
+        subwords: SubwordTable | dict[str, Any] | None = None,
+        subword_trainable: bool = False,
         **kwargs: Any,
     ) -> None:
         """Build a student.
@@ -91,6 +96,11 @@ class StudentTagger(LeanPath, SequenceTagger):
             card: the model card (corpus, embeddings, teacher, seed, scores, licences).
             precision: "float32", or "bf16" to predict under bfloat16 autocast (training stays float32).
             encoder_options: keyword options of the encoder class (saved with the model).
+            chars: options of a per-word character CNN (`swener.students.inputs.CharCNN`: its `alphabet`,
+                `dim`, `filters`, ...) whose features join the word vector; None: no character features.
+            subwords: the teacher's subword table (`swener.vectors.subwords.SubwordTable`, or the saved options
+                of `SubwordInput`) whose per-word vectors join the word vector; None: none.
+            subword_trainable: train the subword piece table (else it stays frozen).
         """
         encoder_cls = encoders.encoder_class(encoder)
         if kd_target not in KD_TARGETS:
@@ -112,7 +122,9 @@ class StudentTagger(LeanPath, SequenceTagger):
             self.use_word_dropout = word_dropout
             self.word_dropout = flair.nn.WordDropout(word_dropout)
         self.use_rnn = encoder_cls.recurrent
-        width = self.embeddings.embedding_length
+        width = self.embeddings.embedding_length + self._build_inputs(chars, subwords, subword_trainable)
+        if self.has_word_features and self.reproject_embeddings:  # Flair sized it for the word vector alone
+            self.embedding2nn = torch.nn.Linear(width, width)
         self.encoder_net = encoders.build(encoder, width, hidden_size, **options)
         self.linear = torch.nn.Linear(self.encoder_net.output_size, len(self.label_dictionary))
         self.encoder = encoder
@@ -293,7 +305,9 @@ class StudentTagger(LeanPath, SequenceTagger):
         return {**super()._get_state_dict(), "encoder": self.encoder, "encoder_options": self.encoder_net.options(),
                 "cnn_layers": self.cnn_layers, "kernel_size": self.kernel_size, "alpha": self.alpha,
                 "temperature": self.temperature, "kd_target": self.kd_target, "teacher_tags": self.teacher_tags,
-                "card": self.card, "cnn_hidden_size": self.hidden_size, "precision": self.precision}
+                "card": self.card, "cnn_hidden_size": self.hidden_size, "precision": self.precision,
+                "chars": self.char_net.options() if self.char_net is not None else None,
+                "subwords": self.subword_net.options() if self.subword_net is not None else None}
 
     @classmethod
     def _init_model_with_state_dict(cls, state: dict, **kwargs):
@@ -302,7 +316,8 @@ class StudentTagger(LeanPath, SequenceTagger):
             state, encoder=state["encoder"], cnn_layers=state["cnn_layers"], kernel_size=state["kernel_size"],
             encoder_options=state.get("encoder_options"), alpha=state["alpha"], temperature=state["temperature"],
             kd_target=state["kd_target"], teacher_tags=state["teacher_tags"], card=state["card"],
-            precision=state.get("precision", "float32"), **kwargs)
+            precision=state.get("precision", "float32"), chars=state.get("chars"), subwords=state.get("subwords"),
+            **kwargs)
 
 
 def attach_soft_labels(sentences: list[Sentence], soft, hard_weight: float = 1.0) -> None:

@@ -15,12 +15,15 @@ from swener.atomic import write_json
 from swener.batching import in_index_order, length_batches
 from swener.config import DEFAULT_KBEST, EVAL_CORPORA
 from swener.data import corpora
+from swener.data.subsets import gold_subset, load_gold
 from swener.data.tags import span_dictionary, tagger_tags
+from swener.data.tokens import is_tokens_file, read_tokens
 from swener.errors import DataError, SwenerError
 from swener.files import open_text, sha256_of, text_name
 from swener.kd import softlabels
 from swener.kd.folds import block, parse_fold, training_part
 from swener.kd.softlabels import canonical_tags
+from swener.teacher.gold import GOLD_FILE, cache_record, gold_record, scaled_schedule
 
 log = logging.getLogger("swener")
 
@@ -45,6 +48,8 @@ class TeacherSettings:
     length_buckets: bool = config.TEACHER_BUCKETS  # batches of similar-length sentences (`swener.train.buckets`)
     seed: int = config.TEACHER_SEED
     fold: str | None = None  # "I/K": a fold teacher, trained without block I of K of train (`swener.kd.folds`)
+    gold: int | None = None  # train on the gold subset of this many sentences (`swener.data.subsets`); None: all
+    min_updates: int | None = None  # scale epochs and patience up to at least this many updates (swener.teacher.gold)
 
 
 def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSettings):
@@ -62,8 +67,9 @@ def build_teacher(backbone_path: str, types: Sequence[str], settings: TeacherSet
                          decoding=settings.decoding)
 
 
-def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_sentences: int | None = None) -> Path:
-    """Fine-tune the teacher on a corpus's train split, epochs chosen on dev; returns best-model.pt."""
+def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_sentences: int | None = None,
+                  plugins: Sequence = ()) -> Path:
+    """Fine-tune the teacher on a corpus's train split (or gold subset), epochs chosen on dev; returns best-model.pt."""
     import flair
 
     from swener.teacher.backbone import resolve_backbone
@@ -71,6 +77,8 @@ def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_se
     from swener.train.fit import TrainSettings, fit
 
     corpus = corpora.load(corpus_name)
+    total = len(corpus.splits["train"])
+    corpus = gold_subset(corpus, settings.gold)
     fold = None
     if settings.fold:
         number, folds = parse_fold(settings.fold)
@@ -78,20 +86,26 @@ def train_teacher(corpus_name: str, settings: TeacherSettings, out: Path, max_se
         held = block(len(train), number, folds)
         corpus.splits["train"] = training_part(train, number, folds)
         fold = {"fold": number, "folds": folds, "held_out": [held.start, held.stop], "train_sentences": len(train)}
+    n_train = len(corpus.splits["train"][:max_sentences])
+    schedule = scaled_schedule(settings.epochs, settings.patience, n_train, settings.batch_size,
+                                    settings.min_updates)
     flair.set_seed(settings.seed)  # the head's initial weights too come from the seed (fit seeds the training)
     tagger = build_teacher(resolve_backbone(settings.backbone), corpus.types, settings)
-    curve = DevCurve(patience=settings.patience)
+    curve = DevCurve(patience=schedule[1])
 
     def record_fold(folder: Path) -> None:
         if fold:
             write_json(folder / FOLD_FILE, fold)
+        if settings.gold is not None or settings.min_updates is not None:
+            write_json(folder / GOLD_FILE, gold_record(settings.gold, n_train, total - len(corpus.splits["train"]),
+                                                      schedule, settings.min_updates))
 
     return fit(tagger, corpora.to_flair(corpus, max_sentences), out,
-               TrainSettings(epochs=settings.epochs, learning_rate=settings.learning_rate,
+               TrainSettings(epochs=schedule[0], learning_rate=settings.learning_rate,
                              batch_size=settings.batch_size, fine_tune=True, seed=settings.seed,
                              max_sentences=max_sentences, use_amp=settings.use_amp,
                              length_buckets=settings.length_buckets),
-               plugins=[curve], finish=record_fold)
+               plugins=[curve, *plugins], finish=record_fold)
 
 
 FOLD_FILE = "fold.json"  # beside a fold teacher's best-model.pt: the block of train it did not see
@@ -156,6 +170,8 @@ def read_text_sentences(path: Path, max_sentences: int | None = None) -> list[li
     if not Path(path).is_file():
         raise DataError(path, "no such text file; give a raw text file (.txt or .txt.gz); a recipe's relative "
                               "transfer_text is a file of the data folder (SWENER_DATA or ../shared/data)")
+    if is_tokens_file(path):  # held-back corpus sentences: their own tokens, not the tokeniser's
+        return read_tokens(path, max_sentences)
     sentences: list[list[str]] = []
     with open_text(path) as handle:
         for line in handle:
@@ -177,12 +193,13 @@ TRANSFER_CHUNK = 2000  # sentences per saved chunk of a transfer cache: one prog
 
 def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], texts: list[Path], out: Path,
                       max_sentences: int | None = None, topk: int | None = None, batch_size: int = 32,
-                      bf16: bool = False, chunk_sentences: int = TRANSFER_CHUNK) -> list[Path]:
+                      bf16: bool = False, chunk_sentences: int = TRANSFER_CHUNK, gold: int | None = None) -> list[Path]:
     """Run the teacher once over corpus splits (and transfer texts) and cache its distributions.
 
     A text is processed in chunks of `chunk_sentences`, each saved under
     `<out>/transfer-<name>.chunks/` as it is done: a pass that is stopped resumes at the first
-    missing chunk. The chunks are then joined into `<out>/transfer-<name>.npz`.
+    missing chunk. The chunks are then joined into `<out>/transfer-<name>.npz`. `gold`: the splits' train
+    is the gold subset of that size (`swener.data.subsets`).
     """
     from flair.data import Sentence
 
@@ -190,10 +207,11 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
 
     tagger = load_teacher(teacher_path)
     teacher_sha = sha256_of(teacher_path)
-    corpus = corpora.load(corpus_name)
+    corpus = load_gold(corpus_name, gold)
     tags = canonical_tags(sorted({t[2:] for t in tagger_tags(tagger) if t[:2] in ("B-", "S-")}))
     common = dict(tags=tags, teacher_sha256=teacher_sha, topk=topk)
-    fold = teacher_fold(teacher_path)
+    provenance = {"fold": teacher_fold(teacher_path)} if teacher_fold(teacher_path) else {}
+    provenance.update(cache_record(teacher_path, gold))  # the gold subset cached, the one the teacher saw
     written = []
     for split in splits:
         if split not in corpus.splits:
@@ -207,7 +225,7 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
                 log.info("%s/%s: %d/%d sentences", corpus_name, split, i + 1, len(tokens))
         path = softlabels.write(out / f"{split}.npz", distributions, tokens=tokens, corpus=corpus_name, split=split,
                                 extra={"teacher_path": str(teacher_path), "seconds": time.perf_counter() - started,
-                                       "max_sentences": max_sentences, **({"fold": fold} if fold else {})},
+                                       "max_sentences": max_sentences, **provenance},
                                 **common)
         log.info("wrote %s (%d sentences, %.1f s, %d bytes)", path, len(tokens), time.perf_counter() - started,
                  path.stat().st_size)
@@ -233,7 +251,8 @@ def write_soft_labels(teacher_path: Path, corpus_name: str, splits: list[str], t
                                 corpus=f"text:{text.name}", split="transfer",
                                 extra={"teacher_path": str(teacher_path), "seconds": seconds,
                                        "seconds_this_pass": this_pass, "chunks_without_seconds": unknown,
-                                       "max_sentences": max_sentences, "chunk_sentences": chunk_sentences}, **common)
+                                       "max_sentences": max_sentences, "chunk_sentences": chunk_sentences,
+                                       "teacher_gold": provenance["teacher_gold"]}, **common)
         untimed = f", {unknown} chunks from before chunks were timed not counted" if unknown else ""
         log.info("wrote %s (%d sentences, %.1f s of teacher time, %.1f s of it this pass%s, %d bytes)", path,
                  len(tokens), seconds, this_pass, untimed, path.stat().st_size)
@@ -333,7 +352,7 @@ def evaluate_teacher(teacher_path: Path, corpus_name: str, out: Path, soft_dir: 
 
 
 def add_teacher_kbest(teacher_path: Path, corpus_name: str, soft_dir: Path, splits: list[str],
-                      k: int = DEFAULT_KBEST, texts: Sequence[Path] = ()) -> list[Path]:
+                      k: int = DEFAULT_KBEST, texts: Sequence[Path] = (), gold: int | None = None) -> list[Path]:
     """Run the teacher over cached sentences and add its k best paths to their caches.
 
     `splits`: corpus splits (`soft_dir/<split>.npz`); `texts`: transfer texts whose caches
@@ -348,7 +367,7 @@ def add_teacher_kbest(teacher_path: Path, corpus_name: str, soft_dir: Path, spli
     if k < 1:
         raise SwenerError(f"--k must be at least 1, got {k}")
     teacher_sha = sha256_of(teacher_path)
-    corpus = corpora.load(corpus_name)
+    corpus = load_gold(corpus_name, gold)  # `gold`: the split caches hold that gold subset of train
     jobs = []
     for split in splits:  # every cache is checked before the teacher is loaded
         if split not in corpus.splits:
