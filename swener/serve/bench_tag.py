@@ -30,18 +30,6 @@ DATA = Path(os.environ.get("SWENER_DATA", REPO_ROOT.parent / "shared" / "data"))
 DEFAULT_TEXT = DATA / "text" / "regeringen.txt.gz"
 
 
-def build_text(source: Path, target: Path, size_bytes: int) -> int:
-    """Write the first lines of `source` (.txt or .txt.gz) to `target` until about `size_bytes`; returns bytes."""
-    written = 0
-    with open_text(source) as lines, open(target, "w", encoding="utf-8", newline="\n") as out:
-        for line in lines:
-            if written >= size_bytes:
-                break
-            out.write(line)
-            written += len(line.encode("utf-8"))
-    return written
-
-
 def swener_command() -> list[str]:
     """The installed `swener` entry point next to this Python, else `python -c` on it."""
     script = Path(sys.executable).with_name("swener")
@@ -129,7 +117,8 @@ def bench(model: str, text: Path, runs: int, batch_size: int, threads: int, work
 
 
 def repeat_text(source: Path, target: Path, size_bytes: int) -> int:
-    """Write the lines of `source` (.txt or .txt.gz) to `target` over and over until about `size_bytes`."""
+    """Write the lines of `source` (.txt or .txt.gz) to `target` until about `size_bytes`, from the start again
+    if it runs out; returns the bytes written."""
     written = 0
     with open(target, "w", encoding="utf-8", newline="\n") as out:
         while written < size_bytes:
@@ -181,7 +170,10 @@ def compare(models: Sequence[str], base: Path, source: Path, sizes_mb: Sequence[
     for size in sizes_mb:
         texts[size] = work / f"text-{size:g}mb.txt"
         repeat_text(source, texts[size], int(size * 1_000_000))
-    before_cmd = [sys.executable, "-c", "import swener_cli; swener_cli.main()"]
+    # `python -c` puts the working directory first on sys.path, so the base goes before it, and is checked
+    before_cmd = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(base).resolve())!r}); "
+                  "import swener, swener_cli; assert swener.__file__.startswith(sys.path[0]), swener.__file__; "
+                  "swener_cli.main()"]
     before_env = {**os.environ, "PYTHONPATH": str(base), "SWENER_LAZY": "1"}
     rows = []
     for model in models:
@@ -296,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="swener-bench-") as folder:
         work = Path(folder)
         text = work / "bench.txt"
-        build_text(args.text, text, int(args.size_mb * 1_000_000))
+        repeat_text(args.text, text, int(args.size_mb * 1_000_000))
         result = bench(args.model, text, args.runs, args.batch_size, args.threads, work, args.engine)
     result["source"] = str(args.text)
     print(json.dumps(result, indent=2))
