@@ -44,3 +44,25 @@ def tiny_vectors(tmp_path_factory):
     path = tmp_path_factory.mktemp("vectors") / "vectors.npz"
     CompactVectors.from_keyed_vectors(model.wv, max_words=5000, max_ngrams=2000).save(path)
     return path
+
+
+def trained_tiny_student(vectors):
+    """A tiny BiLSTM-CRF student after a few SGD steps on Webbnyheter train (train mode): for the tagging tests."""
+    import flair
+    import torch
+
+    from swener.data import corpora
+    from swener.students.tagger import build_student
+    from swener.vectors.embeddings import CompactFastTextEmbeddings
+
+    flair.set_seed(1)
+    corpus = corpora.load("webbnyheter2012")
+    tagger = build_student("bilstm-crf", CompactFastTextEmbeddings(vectors), corpus.types, hidden_size=8,
+                           card={"corpus": "webbnyheter2012", "family": "bilstm-crf", "seed": 1})
+    train = list(corpora.to_flair(corpus, 200).train)[:64]
+    optimizer = torch.optim.SGD(tagger.parameters(), lr=0.05)
+    for start in range(0, 64, 16):
+        optimizer.zero_grad()
+        tagger.forward_loss(train[start:start + 16])[0].backward()
+        optimizer.step()
+    return tagger

@@ -3,17 +3,14 @@ give the outputs of the one-process path, in order, and refuse what they cannot 
 import json
 from pathlib import Path
 
-import flair
 import pytest
-import torch
+from conftest import trained_tiny_student
 
 from swener.data import corpora, tokenizer
 from swener.errors import DataError, SwenerError
 from swener.serve import pipeline, precision, tagging
 from swener.serve.bench_tag import DEFAULT_TEXT
 from swener.serve.onnx import OnnxTagger
-from swener.students.tagger import build_student
-from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +18,7 @@ def exported(tiny_vectors, tmp_path_factory):
     """A tiny BiLSTM-CRF student after a few SGD steps, exported to ONNX."""
     from swener.serve.export import export
 
-    flair.set_seed(1)
-    corpus = corpora.load("webbnyheter2012")
-    tagger = build_student("bilstm-crf", CompactFastTextEmbeddings(tiny_vectors), corpus.types, hidden_size=8,
-                           card={"corpus": "webbnyheter2012", "family": "bilstm-crf", "seed": 1})
-    train = list(corpora.to_flair(corpus, 200).train)[:64]
-    optimizer = torch.optim.SGD(tagger.parameters(), lr=0.05)
-    for start in range(0, 64, 16):
-        optimizer.zero_grad()
-        tagger.forward_loss(train[start:start + 16])[0].backward()
-        optimizer.step()
+    tagger = trained_tiny_student(tiny_vectors)
     folder = tmp_path_factory.mktemp("student")
     tagger.save(folder / "best-model.pt")
     return export(tagger.eval(), folder / "best-model.pt", folder / "export")

@@ -7,18 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import flair
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import trained_tiny_student
 
 from swener.cli import main
-from swener.data import corpora
 from swener.errors import DataError, SwenerError
 from swener.serve import names as models
 from swener.serve import tagging
-from swener.students.tagger import build_student
-from swener.vectors.embeddings import CompactFastTextEmbeddings
 
 
 class CapitalTagger:
@@ -48,17 +45,7 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def student(tiny_vectors, tmp_path_factory):
     """A tiny BiLSTM-CRF student after a few SGD steps (best-model.pt), and a copy biased to tag every token S-LOC."""
-    flair.set_seed(1)
-    corpus = corpora.load("webbnyheter2012")
-    tagger = build_student("bilstm-crf", CompactFastTextEmbeddings(tiny_vectors), corpus.types, hidden_size=8,
-                           card={"corpus": "webbnyheter2012", "family": "bilstm-crf", "seed": 1})
-    train = list(corpora.to_flair(corpus, 200).train)[:64]
-    optimizer = torch.optim.SGD(tagger.parameters(), lr=0.05)
-    for start in range(0, 64, 16):
-        optimizer.zero_grad()
-        loss, _ = tagger.forward_loss(train[start:start + 16])
-        loss.backward()
-        optimizer.step()
+    tagger = trained_tiny_student(tiny_vectors)
     tagger.eval()
     folder = tmp_path_factory.mktemp("student")
     tagger.save(folder / "best-model.pt")
